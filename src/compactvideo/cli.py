@@ -1,0 +1,63 @@
+"""The ``compactvideo`` command: parse the arguments, then call the library.
+
+Every command is one ``_add_<name>`` function that declares its arguments and sets ``run`` to a short
+function calling into the package; nothing here computes anything itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+import torch
+
+from compactvideo import __version__
+from compactvideo.errors import CompactVideoError
+
+
+def _add_data(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "data", help="YouTube-8M records and video clips: inspect, synthesise, download"
+    )
+    parser.set_defaults(run=lambda args: parser.print_help() or 2)
+    parser.add_subparsers(title="data commands", metavar="COMMAND")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="compactvideo",
+        description="Train, compress, evaluate and deploy compact video classifiers.",
+    )
+    parser.add_argument("--version", action="version", version=f"compactvideo {__version__}")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch intra-op threads (default: torch's own choice; 1 is best on small shared CPUs)",
+    )
+    parser.set_defaults(run=lambda args: parser.print_help() or 2)
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+    _add_data(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.threads is not None:
+        if args.threads < 1:
+            parser.error(f"--threads must be at least 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
+    try:
+        return int(args.run(args) or 0)
+    except CompactVideoError as error:
+        print(f"compactvideo: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("compactvideo: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

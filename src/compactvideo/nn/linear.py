@@ -1,0 +1,33 @@
+"""The one switch for structure: every projection in every model is built by :func:`make_linear`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from compactvideo.nn.circulant import BlockCirculantLinear, CirculantLinear
+
+LINEAR_KINDS = ("dense", "circulant", "block-circulant")
+
+
+def make_linear(
+    kind: str, in_features: int, out_features: int, bias: bool = True, **options: Any
+) -> nn.Module:
+    """Build a projection R^in -> R^out of the given structure.
+
+    - ``"dense"``: :class:`torch.nn.Linear` (no options);
+    - ``"circulant"``: :class:`CirculantLinear` (options ``factors``, ``diagonal``, ``init``);
+    - ``"block-circulant"``: :class:`BlockCirculantLinear` (option ``block_size``, required).
+    """
+    if kind == "dense":
+        if options:
+            raise ValueError(f"a dense projection takes no options, got {sorted(options)}")
+        return nn.Linear(in_features, out_features, bias=bias)
+    if kind == "circulant":
+        return CirculantLinear(in_features, out_features, bias=bias, **options)
+    if kind == "block-circulant":
+        if "block_size" not in options:
+            raise ValueError("a block-circulant projection needs the option block_size")
+        return BlockCirculantLinear(in_features, out_features, bias=bias, **options)
+    raise ValueError(f"unknown projection kind {kind!r}; expected one of {LINEAR_KINDS}")

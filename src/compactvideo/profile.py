@@ -1,0 +1,151 @@
+"""How big and how fast a model is: parameters, bytes, FLOPs (FFTs included) and latency.
+
+FLOPs are counted with :class:`torch.utils.flop_counter.FlopCounterMode` (2 flops per multiply-add of
+matmuls and convolutions), extended with formulas for what no usual counter sees:
+
+- a real FFT of length N (``rfft``, ``irfft``): 2.5 N log2 N real flops (split-radix estimate);
+- a complex FFT of length N (autograd's backward of ``rfft``): 5 N log2 N real flops;
+- a complex element-wise product: 6 real flops per output element (4 multiplies, 2 additions).
+
+Real element-wise work (bias, batch norm, activations, the diagonal of a circulant factor) is left out,
+for dense and structured layers alike.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+aten = torch.ops.aten
+
+
+def _raw(formula: Callable) -> Callable:
+    """Mark a flop formula as taking tensors (for dtypes), not shapes."""
+    formula._get_raw = True
+    return formula
+
+
+def _fft_flops(signal_sizes: Sequence[int], transforms: int, per_point: float) -> int:
+    return round(sum(transforms * per_point * n * math.log2(n) for n in signal_sizes if n > 1))
+
+
+@_raw
+def _fft_r2c_flops(
+    x: torch.Tensor, dim: Sequence[int], *args: Any, out_val: Any = None, **kwargs: Any
+) -> int:
+    sizes = [x.shape[d] for d in dim]
+    return _fft_flops(sizes, x.numel() // math.prod(sizes), 2.5)
+
+
+@_raw
+def _fft_c2r_flops(
+    x: torch.Tensor, dim: Sequence[int], *args: Any, out_val: Any = None, **kwargs: Any
+) -> int:
+    sizes = [out_val.shape[d] for d in dim]
+    return _fft_flops(sizes, out_val.numel() // math.prod(sizes), 2.5)
+
+
+@_raw
+def _fft_c2c_flops(
+    x: torch.Tensor, dim: Sequence[int], *args: Any, out_val: Any = None, **kwargs: Any
+) -> int:
+    sizes = [x.shape[d] for d in dim]
+    return _fft_flops(sizes, x.numel() // math.prod(sizes), 5.0)
+
+
+@_raw
+def _complex_mul_flops(a: Any, b: Any, *args: Any, out_val: Any = None, **kwargs: Any) -> int:
+    return 6 * out_val.numel() if out_val.is_complex() else 0
+
+
+FFT_FLOP_FORMULAS = {
+    aten._fft_r2c.default: _fft_r2c_flops,
+    aten._fft_c2r.default: _fft_c2r_flops,
+    aten._fft_c2c.default: _fft_c2c_flops,
+    aten.mul.Tensor: _complex_mul_flops,
+}
+
+
+def count_flops(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> int:
+    """Real flops of one call ``fn(*args, **kwargs)`` (a module or any function), FFTs included."""
+    with FlopCounterMode(display=False, custom_mapping=FFT_FLOP_FORMULAS) as counter:
+        fn(*args, **kwargs)
+    return counter.get_total_flops()
+
+
+def count_parameters(model: nn.Module, convention: Literal["trainable", "paper"] = "trainable") -> int:
+    """Number of parameters.
+
+    - ``"trainable"``: parameters with ``requires_grad``;
+    - ``"paper"``: as Araujo et al. count them (every TensorFlow graph variable): trainable parameters
+      plus the running mean and variance of every batch norm.
+    """
+    if convention not in ("trainable", "paper"):
+        raise ValueError(f"convention must be 'trainable' or 'paper', got {convention!r}")
+    total = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    if convention == "paper":
+        for module in model.modules():
+            if isinstance(module, nn.modules.batchnorm._NormBase) and module.track_running_stats:
+                total += module.running_mean.numel() + module.running_var.numel()
+    return total
+
+
+def model_bytes(model: nn.Module) -> int:
+    """Bytes of everything a checkpoint stores: parameters and persistent buffers."""
+    return sum(t.numel() * t.element_size() for t in model.state_dict().values())
+
+
+def megabytes(num_parameters: int, bytes_per_parameter: int = 4) -> float:
+    """Size in MiB (2**20 bytes), the unit of the papers' "Size (MB)" columns."""
+    return num_parameters * bytes_per_parameter / 2**20
+
+
+@dataclass(frozen=True)
+class Latency:
+    """Wall-clock times of repeated calls, in milliseconds."""
+
+    median_ms: float
+    min_ms: float
+    repeats: int
+
+    def __str__(self) -> str:
+        return f"{self.median_ms:.3f} ms (min {self.min_ms:.3f}, n={self.repeats})"
+
+
+def measure_latency(
+    fn: Callable[[], Any], warmup: int = 3, repeats: int = 20, min_seconds: float = 0.0
+) -> Latency:
+    """Time ``fn()`` after ``warmup`` calls; at least ``repeats`` calls and at least ``min_seconds``."""
+    for _ in range(warmup):
+        fn()
+    times: list[float] = []
+    start = time.perf_counter()
+    while len(times) < repeats or time.perf_counter() - start < min_seconds:
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1e3)
+    return Latency(statistics.median(times), min(times), len(times))
+
+
+def describe_machine() -> str:
+    """One line naming the machine a measurement ran on (for benchmark output)."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as info:
+            cpu = next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return (
+        f"{cpu}; {os.cpu_count()} logical CPUs; torch {torch.__version__} with "
+        f"{torch.get_num_threads()} thread(s); Python {platform.python_version()}"
+    )
