@@ -179,7 +179,7 @@ class CirculantLinear(nn.Module):
         dense = dense.expand(self.blocks, -1, -1)
         for k in range(self.factors):
             if self.diagonals is not None:
-                dense = dense * self.diagonals[:, k].unsqueeze(-2)  # right-multiply by D_k
+                dense = self.diagonals[:, k].unsqueeze(-1) * dense  # D_k @ dense
             dense = circulant_matrix(self.columns[:, k]) @ dense
         return dense.reshape(self.blocks * self.in_features, self.in_features)[: self.out_features]
 
