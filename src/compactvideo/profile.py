@@ -5,7 +5,8 @@ matmuls and convolutions), extended with formulas for what no usual counter sees
 
 - a real FFT of length N (``rfft``, ``irfft``): 2.5 N log2 N real flops (split-radix estimate);
 - a complex FFT of length N (autograd's backward of ``rfft``): 5 N log2 N real flops;
-- a complex element-wise product: 6 real flops per output element (4 multiplies, 2 additions).
+- a complex element-wise product: 6 real flops per output element (4 multiplies, 2 additions);
+- a complex matrix product: 8 real flops per multiply-add instead of 2.
 
 Real element-wise work (bias, batch norm, activations, the diagonal of a circulant factor) is left out,
 for dense and structured layers alike.
@@ -24,7 +25,7 @@ from typing import Any, Literal
 
 import torch
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
+from torch.utils.flop_counter import FlopCounterMode, flop_registry
 
 aten = torch.ops.aten
 
@@ -68,11 +69,24 @@ def _complex_mul_flops(a: Any, b: Any, *args: Any, out_val: Any = None, **kwargs
     return 6 * out_val.numel() if out_val.is_complex() else 0
 
 
+def _complex_aware(real_formula: Callable) -> Callable:
+    """A matmul formula that counts a complex multiply-add as 4 real ones."""
+
+    @_raw
+    def formula(*args: Any, out_val: Any = None, **kwargs: Any) -> int:
+        flops = real_formula(*args, out_val=out_val, **kwargs)
+        return 4 * flops if out_val.is_complex() else flops
+
+    return formula
+
+
 FFT_FLOP_FORMULAS = {
-    aten._fft_r2c.default: _fft_r2c_flops,
-    aten._fft_c2r.default: _fft_c2r_flops,
-    aten._fft_c2c.default: _fft_c2c_flops,
-    aten.mul.Tensor: _complex_mul_flops,
+    aten.mm: _complex_aware(flop_registry[aten.mm]),
+    aten.bmm: _complex_aware(flop_registry[aten.bmm]),
+    aten._fft_r2c: _fft_r2c_flops,
+    aten._fft_c2r: _fft_c2r_flops,
+    aten._fft_c2c: _fft_c2c_flops,
+    aten.mul: _complex_mul_flops,
 }
 
 

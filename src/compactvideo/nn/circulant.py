@@ -34,6 +34,38 @@ def _fft_dtype(x: torch.Tensor) -> torch.dtype:
     return torch.float64 if x.dtype == torch.float64 else torch.float32
 
 
+class _CircularConvolution(torch.autograd.Function):
+    r"""y = circ(c) z = irfft(rfft(c) * rfft(z)), with gradients written as circular correlations.
+
+    With G = rfft(dL/dy): dL/dz = circ(c)^T g = irfft(conj(rfft(c)) * G) and
+    dL/dc = sum over rows of irfft(conj(rfft(z)) * G) (Cheng et al. 2015, sec. 3.2). That is one rfft
+    and two irffts; autograd's own backward of rfft takes a complex FFT of full length instead.
+    ``z`` is [..., blocks or 1, n] and ``columns`` [blocks, n]; leading dimensions broadcast.
+    """
+
+    @staticmethod
+    def forward(z: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
+        return torch.fft.irfft(torch.fft.rfft(z) * torch.fft.rfft(columns), n=z.shape[-1])
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        z, columns = inputs
+        ctx.save_for_backward(z, columns)
+
+    @staticmethod
+    def backward(ctx, grad_output: torch.Tensor):
+        z, columns = ctx.saved_tensors
+        n = z.shape[-1]
+        spectrum_grad = torch.fft.rfft(grad_output)
+        grad_z = grad_columns = None
+        if ctx.needs_input_grad[0]:
+            grad_z = torch.fft.irfft(spectrum_grad * torch.fft.rfft(columns).conj(), n=n).sum_to_size(z.shape)
+        if ctx.needs_input_grad[1]:
+            cross = (spectrum_grad * torch.fft.rfft(z).conj()).sum_to_size(*columns.shape[:-1], n // 2 + 1)
+            grad_columns = torch.fft.irfft(cross, n=n)
+        return grad_z, grad_columns
+
+
 def circulant_matrix(column: torch.Tensor) -> torch.Tensor:
     """Dense circulant matrices: ``C[..., i, j] = column[..., (i - j) mod n]``."""
     n = column.shape[-1]
@@ -74,12 +106,14 @@ class CirculantLinear(nn.Module):
 
     Initialisation (``init``):
 
-    - ``"ecai2020"`` (default): d = +-1 and c ~ N(0, 2/n) (Araujo et al., ECAI 2020). Each factor then
-      keeps E|y|^2 = 2 |x|^2 whatever n and k, so deep products neither vanish nor explode.
+    - ``"ecai2020"`` (default): d = +-1 and c ~ N(0, 2/n) (Araujo et al., ECAI 2020). Each factor
+      multiplies E|y|^2 / E|x|^2 by 2 (the He gain that a ReLU halves again) whatever n and m: 2, 8 and 64
+      for 1, 3 and 6 factors.
     - ``"eccv2018"``: d and c ~ N(0, std = 1/sqrt(m)), the ECCV 2018 code's choice. Each factor scales
-      E|y|^2 by n / m^2: 8192 -> 512 by 1/32 per factor and 1024 -> 1024 by 1/1024, so with 3 or 6 factors
-      the output shrinks by 10^4 to 10^18 before the batch norm that follows it; we keep it to reproduce
-      the paper, not as the default. ``benchmarks/circulant_init.py`` prints these scales.
+      E|y|^2 / E|x|^2 by n / m^2: 1/32 for 8192 -> 512 and 1/1024 for 1024 -> 1024, so 3 or 6 factors
+      shrink the signal by 10^-5 to 10^-29 before the batch norm that follows, and the gradients of the
+      early factors with it. Kept to reproduce the paper, not as the default.
+      ``benchmarks/circulant_init.py`` measures both.
 
     In eval mode with autograd off, the spectra rfft(c) are cached (invalidated when c changes), so a
     forward pass costs one rfft and one irfft of the input per factor.
@@ -147,8 +181,7 @@ class CirculantLinear(nn.Module):
 
     def _column_spectra(self, dtype: torch.dtype) -> torch.Tensor:
         """rfft of every circulant column, [blocks, factors, n // 2 + 1]; cached in eval mode."""
-        cacheable = not (self.training or torch.is_grad_enabled() or torch.compiler.is_compiling())
-        if not cacheable:
+        if self.training or torch.compiler.is_compiling():
             return torch.fft.rfft(self.columns.to(dtype))
         key = (self.columns._version, self.columns.data_ptr(), self.columns.device, dtype)
         if self._spectrum_cache is None or self._spectrum_cache[0] != key:
@@ -162,12 +195,16 @@ class CirculantLinear(nn.Module):
             )
         dtype = _fft_dtype(x)
         n = self.in_features
-        spectra = self._column_spectra(dtype)
+        differentiable = torch.is_grad_enabled() and not torch.compiler.is_compiling()
+        spectra = None if differentiable else self._column_spectra(dtype)
         z = x.to(dtype).unsqueeze(-2)  # [..., 1, n], broadcast over blocks
         for k in range(self.factors):
             if self.diagonals is not None:
                 z = z * self.diagonals[:, k].to(dtype)
-            z = torch.fft.irfft(torch.fft.rfft(z) * spectra[:, k], n=n)
+            if differentiable:
+                z = _CircularConvolution.apply(z, self.columns[:, k].to(dtype))
+            else:
+                z = torch.fft.irfft(torch.fft.rfft(z) * spectra[:, k], n=n)
         y = z.flatten(-2)[..., : self.out_features]
         if self.bias is not None:
             y = y + self.bias.to(dtype)
