@@ -1,0 +1,154 @@
+"""YouTube-8M metrics with the definitions of the official starter code (google/youtube-8m eval_util).
+
+All functions take ``predictions`` and ``labels`` as arrays [videos, classes] (labels 0/1) and are
+vectorised numpy, computed in float64.
+
+- Hit@1: mean over videos of labels[v, argmax_c predictions[v, c]].
+- PERR: for a video with k > 0 labels, the fraction of its labels among its top-k predictions that are
+  > 0; a video without labels counts 0.
+- GAP@k: every video's top-k (score, label) pairs are pooled and sorted by score, then
+  GAP = sum_i P(i) rel(i) / N_pos, where P(i) is the precision of the first i pooled pairs and N_pos
+  counts ALL positive labels, including those outside any video's top k.
+- mAP@k: for each class, the AP of its entries among the per-video top-k pairs, divided by all of its
+  positives; averaged over the classes that have at least one positive (the current starter code's
+  ``filter_empty_classes=True``).
+
+Ties between equal scores are broken by input order (video, then class index); the starter code breaks
+them with a seeded random shuffle, which can change the last digits when scores tie.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+def _as_arrays(predictions: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    predictions = np.asarray(predictions, dtype=np.float64)
+    labels = np.asarray(labels, dtype=np.float64)
+    if predictions.ndim != 2 or predictions.shape != labels.shape:
+        raise ValueError(
+            f"predictions and labels must both be [videos, classes], got {predictions.shape}, {labels.shape}"
+        )
+    return predictions, labels
+
+
+def top_k_pairs(predictions: np.ndarray, labels: np.ndarray, top_k: int = 20):
+    """Each video's ``top_k`` highest-scoring classes: (classes, scores, labels), each [videos, k]."""
+    predictions, labels = _as_arrays(predictions, labels)
+    if top_k < 1:
+        raise ValueError(f"top_k must be positive, got {top_k}")
+    k = min(top_k, predictions.shape[1])
+    classes = np.argpartition(-predictions, k - 1, axis=1)[:, :k]
+    classes.sort(axis=1)  # a deterministic order for ties
+    return classes, np.take_along_axis(predictions, classes, 1), np.take_along_axis(labels, classes, 1)
+
+
+def _average_precision(scores: np.ndarray, relevant: np.ndarray, positives: float) -> float:
+    """sum_i P(i) rel(i) / positives over the pairs sorted by descending score."""
+    if positives <= 0:
+        return 0.0
+    order = np.argsort(-scores, kind="stable")
+    hits = relevant[order] > 0
+    precision_at_hits = np.cumsum(hits)[hits] / (np.flatnonzero(hits) + 1)
+    return float(precision_at_hits.sum() / positives)
+
+
+def _class_average_precisions(classes, scores, relevant, positives_per_class) -> np.ndarray:
+    """AP of every class over its own pooled entries (one lexsort for all classes)."""
+    num_classes = len(positives_per_class)
+    order = np.lexsort((-scores, classes))  # by class, then by descending score (stable)
+    classes, hits = classes[order], relevant[order] > 0
+    starts = np.searchsorted(classes, np.arange(num_classes))
+    rank_in_class = np.arange(len(classes)) - starts[classes] + 1
+    cumulative = np.cumsum(hits)
+    before_class = np.concatenate([[0], cumulative])[starts[classes]]
+    precision = (cumulative - before_class) / rank_in_class
+    sums = np.bincount(classes, weights=precision * hits, minlength=num_classes)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(positives_per_class > 0, sums / positives_per_class, 0.0)
+
+
+def gap(predictions: np.ndarray, labels: np.ndarray, top_k: int = 20) -> float:
+    """Global average precision of the pooled per-video top-k predictions (YouTube-8M's GAP@20)."""
+    _, scores, relevant = top_k_pairs(predictions, labels, top_k)
+    return _average_precision(scores.ravel(), relevant.ravel(), float(np.sum(labels)))
+
+
+def hit_at_one(predictions: np.ndarray, labels: np.ndarray) -> float:
+    """Fraction of videos whose top prediction is one of their labels."""
+    predictions, labels = _as_arrays(predictions, labels)
+    return float(np.mean(labels[np.arange(len(labels)), np.argmax(predictions, axis=1)]))
+
+
+def _perr_per_video(predictions: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    num_labels = labels.sum(axis=1).astype(np.int64)
+    order = np.argsort(-predictions, axis=1, kind="stable")
+    hits = np.take_along_axis(labels * (predictions > 0), order, 1).cumsum(axis=1)
+    found = hits[np.arange(len(labels)), np.maximum(num_labels - 1, 0)]
+    return np.where(num_labels > 0, found / np.maximum(num_labels, 1), 0.0)
+
+
+def perr(predictions: np.ndarray, labels: np.ndarray) -> float:
+    """Precision at equal recall rate: precision of each video's top-k, k = its number of labels."""
+    predictions, labels = _as_arrays(predictions, labels)
+    return float(np.mean(_perr_per_video(predictions, labels)))
+
+
+def mean_average_precision(predictions: np.ndarray, labels: np.ndarray, top_k: int = 20) -> float:
+    """Mean over classes with positives of the AP of their entries among the per-video top-k."""
+    predictions, labels = _as_arrays(predictions, labels)
+    classes, scores, relevant = top_k_pairs(predictions, labels, top_k)
+    positives = labels.sum(axis=0)
+    aps = _class_average_precisions(classes.ravel(), scores.ravel(), relevant.ravel(), positives)
+    return float(aps[positives > 0].mean()) if np.any(positives > 0) else 0.0
+
+
+@dataclass
+class MetricAccumulator:
+    """Streaming GAP@k, Hit@1, PERR and mAP@k whose results do not depend on how videos are batched.
+
+    It keeps each video's top-k (class, score, label) triples (k floats per video), so the final
+    sort is exact, as the starter code's unbounded heap is.
+    """
+
+    num_classes: int
+    top_k: int = 20
+    videos: int = 0
+    _hits_at_one: float = 0.0
+    _perr: float = 0.0
+    _positives: np.ndarray = field(init=False)
+    _pairs: list = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._positives = np.zeros(self.num_classes)
+
+    def update(self, predictions: np.ndarray, labels: np.ndarray) -> None:
+        predictions, labels = _as_arrays(predictions, labels)
+        if predictions.shape[1] != self.num_classes:
+            raise ValueError(
+                f"expected {self.num_classes} classes, got predictions of shape {predictions.shape}"
+            )
+        self.videos += len(predictions)
+        self._hits_at_one += hit_at_one(predictions, labels) * len(predictions)
+        self._perr += float(_perr_per_video(predictions, labels).sum())
+        self._positives += labels.sum(axis=0)
+        classes, scores, relevant = top_k_pairs(predictions, labels, self.top_k)
+        self._pairs.append(
+            (classes.ravel().astype(np.int32), scores.ravel(), relevant.ravel().astype(np.int8))
+        )
+
+    def result(self) -> dict[str, float]:
+        if self.videos == 0:
+            raise ValueError("no predictions were accumulated")
+        classes, scores, relevant = (np.concatenate(parts) for parts in zip(*self._pairs, strict=True))
+        present = self._positives > 0
+        aps = _class_average_precisions(classes, scores, relevant, self._positives)
+        return {
+            "gap": _average_precision(scores, relevant, float(self._positives.sum())),
+            "hit_at_one": self._hits_at_one / self.videos,
+            "perr": self._perr / self.videos,
+            "map": float(aps[present].mean()) if present.any() else 0.0,
+            "videos": self.videos,
+        }

@@ -1,0 +1,112 @@
+"""Metrics against hand computation and a loop-by-loop oracle of the starter code's definitions."""
+
+import numpy as np
+import pytest
+
+from compactvideo.metrics import MetricAccumulator, gap, hit_at_one, mean_average_precision, perr
+
+PREDICTIONS = np.array([[0.9, 0.1, 0.5], [0.2, 0.8, 0.7]])
+LABELS = np.array([[1, 1, 0], [0, 0, 1]])
+
+
+def test_hand_computed_case():
+    # Pooled top-2 pairs by score: .9 hit, .8 miss, .7 hit, .5 miss; 3 positives in all.
+    assert gap(PREDICTIONS, LABELS, top_k=2) == pytest.approx((1 + 2 / 3) / 3)
+    assert hit_at_one(PREDICTIONS, LABELS) == pytest.approx(0.5)
+    assert perr(PREDICTIONS, LABELS) == pytest.approx((1 / 2 + 0) / 2)
+    # Class 0: AP 1; class 1: its only positive is outside video 0's top 2, AP 0; class 2: AP 1.
+    assert mean_average_precision(PREDICTIONS, LABELS, top_k=2) == pytest.approx(2 / 3)
+
+
+def oracle(predictions, labels, top_k):
+    """The starter code's procedure with Python loops: per-video top-k triplets, pooled APs."""
+    num_videos, num_classes = predictions.shape
+    k = min(top_k, num_classes)
+    triplets = []
+    for v in range(num_videos):
+        for c in sorted(range(num_classes), key=lambda c: -predictions[v, c])[:k]:
+            triplets.append((c, predictions[v, c], labels[v, c]))
+
+    def ap(pairs, positives):
+        if positives == 0:
+            return 0.0
+        total, hits = 0.0, 0
+        for rank, (_, rel) in enumerate(sorted(pairs, key=lambda p: -p[0]), start=1):
+            if rel > 0:
+                hits += 1
+                total += hits / rank
+        return total / positives
+
+    hit1 = np.mean([labels[v, int(np.argmax(predictions[v]))] for v in range(num_videos)])
+    perrs = []
+    for v in range(num_videos):
+        n = int(labels[v].sum())
+        top = sorted(range(num_classes), key=lambda c: -predictions[v, c])[:n]
+        perrs.append(sum(labels[v, c] for c in top if predictions[v, c] > 0) / n if n else 0.0)
+    class_aps = [
+        ap([(s, r) for c2, s, r in triplets if c2 == c], labels[:, c].sum())
+        for c in range(num_classes)
+        if labels[:, c].sum() > 0
+    ]
+    return {
+        "gap": ap([(s, r) for _, s, r in triplets], labels.sum()),
+        "hit_at_one": hit1,
+        "perr": np.mean(perrs),
+        "map": np.mean(class_aps),
+    }
+
+
+@pytest.fixture(scope="module")
+def random_case():
+    rng = np.random.default_rng(0)
+    labels = (rng.random((300, 50)) < 0.06).astype(np.int64)
+    labels[:5] = 0  # videos without labels
+    predictions = np.clip(0.5 * labels + rng.random((300, 50)), 0, 1)  # distinct scores, no ties
+    return predictions, labels
+
+
+def test_functions_match_the_oracle(random_case):
+    predictions, labels = random_case
+    expected = oracle(predictions, labels, top_k=20)
+    assert gap(predictions, labels) == pytest.approx(expected["gap"], abs=1e-12)
+    assert hit_at_one(predictions, labels) == pytest.approx(expected["hit_at_one"], abs=1e-12)
+    assert perr(predictions, labels) == pytest.approx(expected["perr"], abs=1e-12)
+    assert mean_average_precision(predictions, labels) == pytest.approx(expected["map"], abs=1e-12)
+
+
+@pytest.mark.parametrize("batch_size", [1, 7, 64, 300])
+def test_accumulator_does_not_depend_on_batch_size(random_case, batch_size):
+    predictions, labels = random_case
+    accumulator = MetricAccumulator(num_classes=50)
+    for start in range(0, len(predictions), batch_size):
+        accumulator.update(predictions[start : start + batch_size], labels[start : start + batch_size])
+    result = accumulator.result()
+    expected = oracle(predictions, labels, top_k=20)
+    for name in ("gap", "hit_at_one", "perr", "map"):
+        assert result[name] == pytest.approx(expected[name], abs=1e-12), name
+    assert result["videos"] == 300
+
+
+def test_fewer_classes_than_k_uses_every_class():
+    predictions = np.array([[0.2, 0.9], [0.6, 0.3]])
+    labels = np.array([[1, 0], [1, 1]])
+    # All 4 pairs pooled: .9 miss, .6 hit, .3 hit, .2 hit -> (1/2 + 2/3 + 3/4) / 3.
+    assert gap(predictions, labels, top_k=20) == pytest.approx((1 / 2 + 2 / 3 + 3 / 4) / 3)
+
+
+def test_videos_without_labels():
+    predictions = np.array([[0.9, 0.1], [0.8, 0.3]])
+    labels = np.zeros((2, 2))
+    assert gap(predictions, labels) == 0.0
+    assert hit_at_one(predictions, labels) == 0.0
+    assert perr(predictions, labels) == 0.0
+    assert mean_average_precision(predictions, labels) == 0.0
+
+
+def test_shape_errors_are_precise():
+    with pytest.raises(ValueError, match=r"\[videos, classes\]"):
+        gap(np.zeros((2, 3)), np.zeros((2, 4)))
+    with pytest.raises(ValueError, match="expected 3 classes"):
+        MetricAccumulator(num_classes=3).update(np.zeros((2, 4)), np.zeros((2, 4)))
+    with pytest.raises(ValueError, match="no predictions"):
+        MetricAccumulator(num_classes=3).result()
