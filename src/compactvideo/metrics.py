@@ -1,7 +1,8 @@
 """YouTube-8M metrics with the definitions of the official starter code (google/youtube-8m eval_util).
 
 All functions take ``predictions`` and ``labels`` as arrays [videos, classes] (labels 0/1) and are
-vectorised numpy, computed in float64.
+vectorised numpy; the full matrices are read in their own dtype and everything after the per-video
+top-k selection is computed in float64.
 
 - Hit@1: mean over videos of labels[v, argmax_c predictions[v, c]].
 - PERR: for a video with k > 0 labels, the fraction of its labels among its top-k predictions that are
@@ -25,8 +26,9 @@ import numpy as np
 
 
 def _as_arrays(predictions: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    predictions = np.asarray(predictions, dtype=np.float64)
-    labels = np.asarray(labels, dtype=np.float64)
+    predictions, labels = np.asarray(predictions), np.asarray(labels)
+    if not np.issubdtype(predictions.dtype, np.floating):
+        predictions = predictions.astype(np.float64)
     if predictions.ndim != 2 or predictions.shape != labels.shape:
         raise ValueError(
             f"predictions and labels must both be [videos, classes], got {predictions.shape}, {labels.shape}"
@@ -40,9 +42,10 @@ def top_k_pairs(predictions: np.ndarray, labels: np.ndarray, top_k: int = 20):
     if top_k < 1:
         raise ValueError(f"top_k must be positive, got {top_k}")
     k = min(top_k, predictions.shape[1])
-    classes = np.argpartition(-predictions, k - 1, axis=1)[:, :k]
+    classes = np.argpartition(predictions, predictions.shape[1] - k, axis=1)[:, -k:]
     classes.sort(axis=1)  # a deterministic order for ties
-    return classes, np.take_along_axis(predictions, classes, 1), np.take_along_axis(labels, classes, 1)
+    scores = np.take_along_axis(predictions, classes, 1).astype(np.float64)
+    return classes, scores, np.take_along_axis(labels, classes, 1).astype(np.float64)
 
 
 def _average_precision(scores: np.ndarray, relevant: np.ndarray, positives: float) -> float:
@@ -73,19 +76,23 @@ def _class_average_precisions(classes, scores, relevant, positives_per_class) ->
 def gap(predictions: np.ndarray, labels: np.ndarray, top_k: int = 20) -> float:
     """Global average precision of the pooled per-video top-k predictions (YouTube-8M's GAP@20)."""
     _, scores, relevant = top_k_pairs(predictions, labels, top_k)
-    return _average_precision(scores.ravel(), relevant.ravel(), float(np.sum(labels)))
+    return _average_precision(scores.ravel(), relevant.ravel(), float(np.sum(labels, dtype=np.float64)))
 
 
 def hit_at_one(predictions: np.ndarray, labels: np.ndarray) -> float:
     """Fraction of videos whose top prediction is one of their labels."""
     predictions, labels = _as_arrays(predictions, labels)
-    return float(np.mean(labels[np.arange(len(labels)), np.argmax(predictions, axis=1)]))
+    return float(np.mean(labels[np.arange(len(labels)), np.argmax(predictions, axis=1)], dtype=np.float64))
 
 
 def _perr_per_video(predictions: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    num_labels = labels.sum(axis=1).astype(np.int64)
-    order = np.argsort(-predictions, axis=1, kind="stable")
-    hits = np.take_along_axis(labels * (predictions > 0), order, 1).cumsum(axis=1)
+    num_labels = np.count_nonzero(labels, axis=1)
+    deepest = int(num_labels.max(initial=0))
+    if deepest == 0:
+        return np.zeros(len(labels))
+    classes, scores, relevant = top_k_pairs(predictions, labels, deepest)
+    order = np.argsort(-scores, axis=1, kind="stable")
+    hits = np.take_along_axis(relevant * (scores > 0), order, 1).cumsum(axis=1)
     found = hits[np.arange(len(labels)), np.maximum(num_labels - 1, 0)]
     return np.where(num_labels > 0, found / np.maximum(num_labels, 1), 0.0)
 
@@ -100,7 +107,7 @@ def mean_average_precision(predictions: np.ndarray, labels: np.ndarray, top_k: i
     """Mean over classes with positives of the AP of their entries among the per-video top-k."""
     predictions, labels = _as_arrays(predictions, labels)
     classes, scores, relevant = top_k_pairs(predictions, labels, top_k)
-    positives = labels.sum(axis=0)
+    positives = labels.sum(axis=0, dtype=np.float64)
     aps = _class_average_precisions(classes.ravel(), scores.ravel(), relevant.ravel(), positives)
     return float(aps[positives > 0].mean()) if np.any(positives > 0) else 0.0
 
@@ -133,7 +140,7 @@ class MetricAccumulator:
         self.videos += len(predictions)
         self._hits_at_one += hit_at_one(predictions, labels) * len(predictions)
         self._perr += float(_perr_per_video(predictions, labels).sum())
-        self._positives += labels.sum(axis=0)
+        self._positives += labels.sum(axis=0, dtype=np.float64)
         classes, scores, relevant = top_k_pairs(predictions, labels, self.top_k)
         self._pairs.append(
             (classes.ravel().astype(np.int32), scores.ravel(), relevant.ravel().astype(np.int8))
