@@ -110,3 +110,13 @@ def test_shape_errors_are_precise():
         MetricAccumulator(num_classes=3).update(np.zeros((2, 4)), np.zeros((2, 4)))
     with pytest.raises(ValueError, match="no predictions"):
         MetricAccumulator(num_classes=3).result()
+
+
+def test_merged_accumulators_equal_one_pass(random_case):
+    predictions, labels = random_case
+    whole, first, second = (MetricAccumulator(num_classes=50) for _ in range(3))
+    whole.update(predictions, labels)
+    first.update(predictions[:120], labels[:120])
+    second.update(predictions[120:], labels[120:])
+    first.merge(second)
+    assert first.result() == pytest.approx(whole.result(), abs=1e-12)

@@ -146,6 +146,16 @@ class MetricAccumulator:
             (classes.ravel().astype(np.int32), scores.ravel(), relevant.ravel().astype(np.int8))
         )
 
+    def merge(self, other: MetricAccumulator) -> None:
+        """Add another accumulator's videos (another rank's share of the data)."""
+        if (other.num_classes, other.top_k) != (self.num_classes, self.top_k):
+            raise ValueError("cannot merge accumulators with different classes or top_k")
+        self.videos += other.videos
+        self._hits_at_one += other._hits_at_one
+        self._perr += other._perr
+        self._positives += other._positives
+        self._pairs.extend(other._pairs)
+
     def result(self) -> dict[str, float]:
         if self.videos == 0:
             raise ValueError("no predictions were accumulated")
