@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from torch import nn
@@ -31,3 +32,30 @@ def make_linear(
             raise ValueError("a block-circulant projection needs the option block_size")
         return BlockCirculantLinear(in_features, out_features, bias=bias, **options)
     raise ValueError(f"unknown projection kind {kind!r}; expected one of {LINEAR_KINDS}")
+
+
+@dataclass(frozen=True)
+class Projection:
+    """The structure of one projection, as configs store it: ``Projection("circulant", factors=3)``."""
+
+    kind: str = "dense"
+    factors: int = 1
+    diagonal: str = "learned"
+    init: str = "ecai2020"
+    block_size: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in LINEAR_KINDS:
+            raise ValueError(f"unknown projection kind {self.kind!r}; expected one of {LINEAR_KINDS}")
+
+    def build(self, in_features: int, out_features: int, bias: bool = True) -> nn.Module:
+        if self.kind == "dense":
+            return make_linear("dense", in_features, out_features, bias)
+        if self.kind == "circulant":
+            options = {"factors": self.factors, "diagonal": self.diagonal, "init": self.init}
+        else:
+            options = {"block_size": self.block_size}
+        return make_linear(self.kind, in_features, out_features, bias, **options)
+
+
+DENSE = Projection()
