@@ -90,3 +90,18 @@ def load_latest_checkpoint(
             stacklevel=2,
         )
         return checkpoint
+
+
+def load_trained_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> torch.nn.Module:
+    """Rebuild the model a checkpoint describes, load its weights, and put it in eval mode on ``device``."""
+    from compactvideo.models import build_model, config_from_dict
+
+    checkpoint = load_checkpoint(path)
+    model = build_model(config_from_dict(checkpoint["config"]))
+    try:
+        model.load_state_dict(checkpoint["state_dict"])
+    except RuntimeError as error:
+        raise CheckpointError(
+            f"{path}: the weights do not fit the model its config describes: {error}"
+        ) from error
+    return model.to(device).eval()

@@ -152,3 +152,10 @@ def headline_metric(result: dict[str, float]) -> tuple[str, float]:
     """The number a run is judged by: GAP for YouTube-8M, accuracy for clips."""
     name = "gap" if "gap" in result else "accuracy"
     return name, float(result[name])
+
+
+def task_for(config: Any) -> MultiLabelTask | SingleLabelTask:
+    """The task a model config implies: its ``family`` says which data it reads and what it outputs."""
+    if config.family == "clip":
+        return SingleLabelTask(config.num_classes)
+    return MultiLabelTask(config.num_classes, level=config.family, use_audio="audio" in config.modalities)

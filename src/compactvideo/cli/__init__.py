@@ -1,12 +1,14 @@
 """The ``compactvideo`` command: parse the arguments, then call the library.
 
-Every command is one ``_add_<name>`` function that declares its arguments and sets ``run`` to a short
-function calling into the package; nothing here computes anything itself.
+Each module of this package declares one command (or one group of commands) in a ``register(commands)``
+function that adds its parser and sets ``run`` to a short function calling into the package; nothing
+here computes anything itself.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
 
@@ -15,13 +17,8 @@ import torch
 from compactvideo import __version__
 from compactvideo.errors import CompactVideoError
 
-
-def _add_data(commands: argparse._SubParsersAction) -> None:
-    parser = commands.add_parser(
-        "data", help="YouTube-8M records and video clips: inspect, synthesise, download"
-    )
-    parser.set_defaults(run=lambda args: parser.print_help() or 2)
-    parser.add_subparsers(title="data commands", metavar="COMMAND")
+# The command modules, in the order `compactvideo --help` lists them.
+COMMAND_MODULES = ("data", "train", "evaluate")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,7 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.set_defaults(run=lambda args: parser.print_help() or 2)
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
-    _add_data(commands)
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"compactvideo.cli.{name}").register(commands)
     return parser
 
 
@@ -57,7 +55,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("compactvideo: interrupted", file=sys.stderr)
         return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,69 @@
+"""Arguments shared by several commands: how records become batches."""
+
+from __future__ import annotations
+
+import argparse
+
+from compactvideo.loaders import LoaderOptions
+
+
+def add_loader_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("data")
+    defaults = LoaderOptions()
+    group.add_argument(
+        "--frame-sampling",
+        choices=("auto", "all", "random", "robust"),
+        default=defaults.frame_sampling,
+        help="frames fed to the model; auto: what the model's pooling asks for (robust samples or all)",
+    )
+    group.add_argument(
+        "--frames", type=int, default=defaults.frames, help="frames drawn by --frame-sampling random"
+    )
+    group.add_argument(
+        "--samples", type=int, default=defaults.samples, help="robust pooling: number of samples n"
+    )
+    group.add_argument(
+        "--frames-per-sample",
+        type=int,
+        default=defaults.frames_per_sample,
+        help="robust pooling: frames per sample k",
+    )
+    group.add_argument("--max-frames", type=int, default=defaults.max_frames, help="frames kept per video")
+    group.add_argument(
+        "--split-half",
+        action=argparse.BooleanOptionalAction,
+        default=defaults.split_half,
+        help="training only: each video becomes two examples, its first and second half",
+    )
+    group.add_argument(
+        "--l2-normalize",
+        action=argparse.BooleanOptionalAction,
+        default=defaults.l2_normalize,
+        help="L2-normalise each 1152-d frame vector, as the starter code does",
+    )
+    group.add_argument(
+        "--shuffle-buffer", type=int, default=defaults.shuffle_buffer, help="records (training)"
+    )
+    group.add_argument(
+        "--num-workers", type=int, default=defaults.num_workers, help="DataLoader worker processes"
+    )
+    group.add_argument(
+        "--skip-corrupt",
+        action="store_true",
+        help="skip damaged records (counted and reported) instead of failing",
+    )
+
+
+def loader_options(args: argparse.Namespace) -> LoaderOptions:
+    return LoaderOptions(
+        frame_sampling=args.frame_sampling,
+        frames=args.frames,
+        samples=args.samples,
+        frames_per_sample=args.frames_per_sample,
+        max_frames=args.max_frames,
+        split_half=args.split_half,
+        l2_normalize=args.l2_normalize,
+        shuffle_buffer=args.shuffle_buffer,
+        num_workers=args.num_workers,
+        skip_corrupt=args.skip_corrupt,
+    )
