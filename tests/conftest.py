@@ -9,3 +9,38 @@ torch.set_num_threads(1)
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)
+
+
+def write_frame_shards(
+    directory, shards: int, videos: int, classes: int, seed: int = 0, max_frames: int = 12
+):
+    """Small frame-level shards of random videos: labels 1..3 per video, 2..max_frames frames each."""
+    import numpy as np
+
+    from compactvideo.data.yt8m import FrameRecord, write_records
+
+    rng = np.random.default_rng(seed)
+    paths = []
+    for shard in range(shards):
+        records = []
+        for index in range(shard, videos, shards):
+            frames = int(rng.integers(2, max_frames + 1))
+            labels = rng.choice(classes, size=int(rng.integers(1, 4)), replace=False)
+            records.append(
+                FrameRecord(
+                    id=f"v{index:04d}",
+                    labels=np.sort(labels),
+                    rgb=rng.uniform(-2, 2, (frames, 1024)).astype(np.float32),
+                    audio=rng.uniform(-2, 2, (frames, 128)).astype(np.float32),
+                )
+            )
+        path = directory / f"train{shard:04d}.tfrecord"
+        write_records(path, records)
+        paths.append(path)
+    return paths
+
+
+@pytest.fixture
+def frame_shards(tmp_path):
+    """Three shards of 30 random frame-level videos over 10 classes."""
+    return write_frame_shards(tmp_path, shards=3, videos=30, classes=10)

@@ -8,6 +8,7 @@ in DistributedDataParallel. A single process needs none of it and gets the same 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,6 +77,18 @@ class DistributedContext:
     def mean(self, value: float) -> float:
         """Mean of a number over ranks."""
         return self._reduce(value, torch.float64) / self.world_size if self.distributed else value
+
+    def while_every_rank_has(self, batches: Iterable[Any]) -> Iterator[Any]:
+        """Yield ``batches`` while every rank still has one (one all-reduce of a flag per batch)."""
+        iterator = iter(batches)
+        while True:
+            batch = next(iterator, None)
+            has_batch = batch is not None
+            if self.distributed:
+                has_batch = self._reduce(int(has_batch), torch.int64) == self.world_size
+            if not has_batch:
+                return
+            yield batch
 
     def gather(self, value: Any) -> list[Any]:
         """Every rank's ``value`` (any picklable object), in rank order, on every rank."""

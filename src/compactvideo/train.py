@@ -8,8 +8,9 @@ the starter code's cross-entropy, batch 80.
 Runs on one CPU, one GPU, or many processes launched by ``torchrun`` (DistributedDataParallel: gloo on
 CPU, nccl on GPU). Every rank reads its own share of the shard files; gradients are averaged across
 ranks, so a step on R ranks of B examples equals a step on one process with the R x B examples (batch
-norm statistics stay per rank, as in the authors' multi-GPU towers). Rank 0 writes checkpoints, the
-JSONL log and TensorBoard events.
+norm statistics stay per rank, as in the authors' multi-GPU towers). An epoch ends for all ranks when
+the first rank runs out of batches, so uneven shards never leave a rank waiting in a collective.
+Rank 0 writes checkpoints, the JSONL log and TensorBoard events.
 
 A checkpoint (``RUN_DIR/checkpoint.pt``, written atomically, the previous one kept) stores the model
 config, weights, optimizer, counters and RNG states; ``resume=True`` continues from it and reaches
@@ -222,6 +223,7 @@ def train(
                 state_dict=model.state_dict(),
                 optimizer=optimizer.state_dict(),
                 progress=asdict(progress),
+                step=progress.step,
                 rng=_rng_state(),
                 options=asdict(options),
             )
@@ -230,7 +232,7 @@ def train(
         loader = make_loader(
             config, valid_pattern, options.data, options.batch_size, training=False, context=context
         )
-        result = evaluate_loader(wrapped, loader, task, context, max_videos=options.valid_max_videos)
+        result = evaluate_loader(model, loader, task, context, max_videos=options.valid_max_videos)
         model.train()
         log.write("valid", progress, result)
         return result
@@ -252,7 +254,7 @@ def train(
             epoch=progress.epoch,
         )
         index = -1
-        for index, batch in enumerate(loader):
+        for index, batch in enumerate(context.while_every_rank_has(loader)):
             if index < progress.batches_in_epoch:
                 continue  # already used before the run was interrupted
             lr = learning_rate(options, progress.examples)

@@ -1,0 +1,97 @@
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from compactvideo.checkpoint import load_checkpoint
+from compactvideo.data.yt8m import read_records
+from compactvideo.errors import CompactVideoError
+from compactvideo.evaluate import evaluate, predict
+from compactvideo.loaders import LoaderOptions
+from compactvideo.metrics import gap
+from compactvideo.models.config import EmbeddingConfig, FrameLevelConfig, HeadConfig
+from compactvideo.train import TrainOptions, clip_each_gradient, learning_rate, train
+
+TINY = FrameLevelConfig(
+    num_classes=10,
+    embeddings=(EmbeddingConfig(kind="dbof", clusters=16, pooling="robust", samples=2),),
+    hidden_size=8,
+    head=HeadConfig(mixtures=2),
+)
+
+
+def options(**changes) -> TrainOptions:
+    data = LoaderOptions(frames_per_sample=3, shuffle_buffer=8)
+    return TrainOptions(**{"batch_size": 4, "learning_rate": 1e-2, "log_every": 1, "data": data, **changes})
+
+
+def pattern(shards) -> str:
+    return str(shards[0].parent / "train*.tfrecord")
+
+
+def test_resumed_run_reaches_the_weights_of_an_uninterrupted_one(frame_shards, tmp_path):
+    whole = train(TINY, pattern(frame_shards), tmp_path / "whole", options(max_examples=48))
+    # an epoch is 30 videos: 7 batches of 4 and one of 2; the budget ends inside the second epoch
+    assert whole["steps"] == 13 and whole["examples"] == 50
+    # interrupted after 5 steps (mid-epoch), then resumed
+    train(TINY, pattern(frame_shards), tmp_path / "cut", options(max_examples=20))
+    resumed = train(TINY, pattern(frame_shards), tmp_path / "cut", options(max_examples=48), resume=True)
+    assert resumed["steps"] == 13
+    expected = load_checkpoint(tmp_path / "whole" / "checkpoint.pt")["state_dict"]
+    actual = load_checkpoint(tmp_path / "cut" / "checkpoint.pt")["state_dict"]
+    for name, value in expected.items():
+        torch.testing.assert_close(actual[name], value, rtol=0, atol=0, msg=name)
+    log = [json.loads(line) for line in (tmp_path / "cut" / "log.jsonl").read_text().splitlines()]
+    assert [entry["step"] for entry in log] == list(range(1, 14))
+
+
+def test_an_existing_run_is_not_overwritten(frame_shards, tmp_path):
+    train(TINY, pattern(frame_shards), tmp_path / "run", options(max_examples=4))
+    with pytest.raises(CompactVideoError, match="exists: pass --resume"):
+        train(TINY, pattern(frame_shards), tmp_path / "run", options(max_examples=4))
+
+
+def test_epochs_budget_and_validation(frame_shards, tmp_path):
+    summary = train(
+        TINY, pattern(frame_shards), tmp_path / "run", options(epochs=2), valid_pattern=str(frame_shards[0])
+    )
+    assert summary["examples"] == 60 and summary["valid"]["videos"] == 10
+    assert summary["headline"][0] == "gap"
+
+
+def test_evaluate_and_predict_agree_with_the_metrics_of_the_written_predictions(frame_shards, tmp_path):
+    train(TINY, pattern(frame_shards), tmp_path / "run", options(max_examples=8))
+    checkpoint = tmp_path / "run" / "checkpoint.pt"
+    data = LoaderOptions(frames_per_sample=3)
+    result = evaluate(checkpoint, pattern(frame_shards), 7, data, tmp_path / "eval.json")
+    assert json.loads((tmp_path / "eval.json").read_text())["gap"] == result["gap"]
+    assert result["videos"] == 30
+
+    count = predict(checkpoint, pattern(frame_shards), tmp_path / "p.csv", 20, 7, data)
+    with open(tmp_path / "p.csv") as file:
+        rows = list(csv.reader(file))
+    assert rows[0] == ["VideoId", "LabelConfidencePairs"] and count == len(rows) - 1 == 30
+    labels = {r.id: r.labels for r in read_records(frame_shards)}
+    predictions, truth = np.zeros((30, 10)), np.zeros((30, 10))
+    for row, (video_id, pairs) in enumerate(rows[1:]):
+        fields = pairs.split()
+        classes, scores = [int(c) for c in fields[::2]], [float(s) for s in fields[1::2]]
+        assert len(classes) == 10 and sorted(classes) == list(range(10))  # fewer classes than k
+        assert scores == sorted(scores, reverse=True)
+        predictions[row, classes] = scores
+        truth[row, labels[video_id]] = 1
+    # the CSV holds 6-digit scores: the GAP recomputed from it matches the evaluator's
+    assert gap(predictions, truth) == pytest.approx(result["gap"], abs=1e-4)
+
+
+def test_learning_rate_staircase_and_per_parameter_clipping():
+    schedule = TrainOptions(max_examples=1, learning_rate=2e-4, lr_decay=0.8, lr_decay_examples=4_000_000)
+    assert learning_rate(schedule, 3_999_999) == 2e-4
+    assert learning_rate(schedule, 8_000_000) == pytest.approx(2e-4 * 0.64)
+    big, small = torch.nn.Parameter(torch.zeros(2)), torch.nn.Parameter(torch.zeros(2))
+    big.grad, small.grad = torch.tensor([3.0, 4.0]), torch.tensor([0.3, 0.4])
+    clip_each_gradient([big, small], 1.0)
+    torch.testing.assert_close(big.grad, torch.tensor([0.6, 0.8]))
+    torch.testing.assert_close(small.grad, torch.tensor([0.3, 0.4]))
