@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import torch
 import yaml
 from torch import nn
 
@@ -69,12 +70,30 @@ def build_model(spec: Any, num_classes: int | None = None) -> nn.Module:
     return _FAMILIES[family][1](config)
 
 
+def example_inputs(config: Any, batch_size: int = 1, frames: int = 300) -> tuple[torch.Tensor | None, ...]:
+    """Zero inputs of the shapes a model of ``config`` takes (for FLOP counts, latency and export).
+
+    Frame level: (rgb [B, frames, 1024], audio [B, frames, 128] or None, num_frames [B]); video level:
+    (mean_rgb [B, 1024], mean_audio [B, 128] or None); clips: ([B, C, T, H, W],) from the config.
+    """
+    if config.family == "clip":
+        shape = (batch_size, config.in_channels, config.frames, config.height, config.width)
+        return (torch.zeros(shape),)
+    audio = "audio" in config.modalities
+    if config.family == "video":
+        return torch.zeros(batch_size, 1024), torch.zeros(batch_size, 128) if audio else None
+    num_frames = torch.full((batch_size,), frames, dtype=torch.int64)
+    audio_frames = torch.zeros(batch_size, frames, 128) if audio else None
+    return torch.zeros(batch_size, frames, 1024), audio_frames, num_frames
+
+
 __all__ = [
     "PAPER_PARAMETERS",
     "PRESETS",
     "ConfigError",
     "build_model",
     "config_from_dict",
+    "example_inputs",
     "register_family",
     "resolve_model_spec",
 ]
