@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 from pathlib import Path
 
 from compactvideo.cli.options import add_loader_options, loader_options
@@ -33,7 +34,8 @@ def _run_train(args: argparse.Namespace) -> int:
     )
     model = resolve_model_spec(args.model, args.num_classes) if args.model else None
     summary = train(model, args.train, args.out, options, args.valid, resume=args.resume, init=args.init)
-    print(json.dumps(summary, indent=2))
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, one summary
+        print(json.dumps(summary, indent=2))
     return 0
 
 
