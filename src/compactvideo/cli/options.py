@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
 from compactvideo.loaders import LoaderOptions
 
@@ -55,15 +56,7 @@ def add_loader_options(parser: argparse.ArgumentParser) -> None:
 
 
 def loader_options(args: argparse.Namespace) -> LoaderOptions:
+    """The LoaderOptions the arguments of :func:`add_loader_options` describe (one argument per field)."""
     return LoaderOptions(
-        frame_sampling=args.frame_sampling,
-        frames=args.frames,
-        samples=args.samples,
-        frames_per_sample=args.frames_per_sample,
-        max_frames=args.max_frames,
-        split_half=args.split_half,
-        l2_normalize=args.l2_normalize,
-        shuffle_buffer=args.shuffle_buffer,
-        num_workers=args.num_workers,
-        skip_corrupt=args.skip_corrupt,
+        **{field.name: getattr(args, field.name) for field in dataclasses.fields(LoaderOptions)}
     )
