@@ -17,6 +17,7 @@ import torch
 import yaml
 from torch import nn
 
+from compactvideo.models.clip import ClipConfig, build_clip_model
 from compactvideo.models.config import ConfigError, FrameLevelConfig, VideoLevelConfig, from_dict
 from compactvideo.models.frame_level import FrameLevelClassifier
 from compactvideo.models.presets import PAPER_PARAMETERS, PRESETS
@@ -32,6 +33,7 @@ def register_family(name: str, config_class: type, builder: Callable[[Any], nn.M
 
 register_family("frame", FrameLevelConfig, FrameLevelClassifier)
 register_family("video", VideoLevelConfig, VideoLevelClassifier)
+register_family("clip", ClipConfig, build_clip_model)
 
 
 def config_from_dict(data: dict[str, Any]) -> Any:

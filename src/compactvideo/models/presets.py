@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from compactvideo.models.clip import ClipConfig
 from compactvideo.models.config import EmbeddingConfig, FrameLevelConfig, HeadConfig, VideoLevelConfig
 from compactvideo.nn.linear import Projection
 
@@ -77,4 +78,12 @@ SMALL_PRESETS = {
     "video-logistic": VideoLevelConfig(head=HeadConfig(kind="logistic", context_gating=False)),
 }
 
-PRESETS = {**PAPER_PRESETS, **SMALL_PRESETS}
+# Clip models (Rasmussen et al. 2022): the THETIS network at the paper's 4x28x120x160 RGB+depth clips,
+# and small clip shapes that train on a CPU.
+CLIP_PRESETS = {
+    "thetis": ClipConfig(arch="thetis", num_classes=2, in_channels=4, frames=28, height=120, width=160),
+    "thetis-small": ClipConfig(arch="thetis", num_classes=2, in_channels=4, frames=16, height=64, width=64),
+    "c3d-small": ClipConfig(arch="c3d", num_classes=2, in_channels=3, frames=8, height=32, width=32),
+}
+
+PRESETS = {**PAPER_PRESETS, **SMALL_PRESETS, **CLIP_PRESETS}
