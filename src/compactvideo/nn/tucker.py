@@ -17,16 +17,139 @@ Zero padding commutes with the bias-free first step (U_in^T 0 = 0), so the resul
 layer with the reconstructed kernel exactly. A rank equal to its channel count leaves that mode
 unfactored (Tucker-1): the corresponding pointwise step is dropped. Multiplications per output position
 fall from S T Lambda to S R_in + R_in R_out Lambda + R_out T (Lambda = k_1 ... k_d).
+
+Fast CPU path. At batch 1 PyTorch sends convolutions with few channels to its slow vol2col kernel
+(``use_mkldnn`` in ATen's Convolution.cpp), and oneDNN, when used, vectorises over output channels, so a
+core with R_out = 2 fills 2 of 16 AVX-512 lanes. In eval mode on CPU (float32) :class:`TuckerConv`
+therefore runs (``fast_path=True``, the default; :func:`set_fast_path` switches a whole model), for
+inputs of at least ``FAST_PATH_MIN_POSITIONS`` positions per channel:
+
+- the pointwise steps as matrix products on the [B, C, positions] view (no im2col, no slow kernel);
+- the core through oneDNN directly (``torch.ops.aten.mkldnn_convolution``), either as one 3-D conv or,
+  when that wastes vector lanes, as a 2-D conv of every (padded) frame whose output channels are the
+  (temporal tap, output channel) pairs, G'[(k, o), i] = G[o, i, k], followed by the sum over taps
+  y[o, t] = sum_k Y[t s + k d, (k, o)] (:func:`fast_conv`).
+
+Both compute the same sums in another order: results agree with the plain path to float32 rounding.
+The fast path is differentiable, but training, tracing, ``torch.compile``/``torch.export``, ONNX
+export and any active dispatch mode (FLOP counting, fake tensors) take the plain path: three standard
+convolutions, which every exporter understands.
 """
 
 from __future__ import annotations
 
+import contextlib
+import math
+from collections.abc import Iterator
+
 import torch
 from torch import nn
+from torch.utils._python_dispatch import _get_current_dispatch_mode
 
 from compactvideo.errors import CompactVideoError
 
 _CONVS = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
+# Below this many input positions per channel the fast path's fixed cost (oneDNN primitive set-up,
+# about 0.1 ms) outweighs its gain and the plain path runs (measured with torch 2.13, 1 thread).
+FAST_PATH_MIN_POSITIONS = 4096
+
+
+def _vector_lanes() -> int:
+    """float32 lanes of the widest vector unit ATen uses on this CPU (oneDNN blocks channels by it)."""
+    return 16 if torch.backends.cpu.get_cpu_capability().startswith("AVX512") else 8
+
+
+def _exporting() -> bool:
+    """True while tracing, scripting, compiling or exporting: the plain path must be recorded then."""
+    return (
+        torch.jit.is_scripting()
+        or torch.jit.is_tracing()
+        or torch.compiler.is_compiling()
+        or torch.compiler.is_exporting()
+        or torch.onnx.is_in_onnx_export()
+    )
+
+
+def fast_path_applies(x: torch.Tensor, *weights: torch.Tensor) -> bool:
+    """Whether the oneDNN path can run: float32 CPU tensors, oneDNN on, nothing tracing or intercepting."""
+    return (
+        not _exporting()
+        and x.device.type == "cpu"
+        and x.dtype == torch.float32
+        and all(w.device.type == "cpu" and w.dtype == torch.float32 for w in weights)
+        and torch.backends.mkldnn.is_available()
+        and torch.backends.mkldnn.enabled
+        and _get_current_dispatch_mode() is None
+    )
+
+
+def pointwise(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """A 1 x ... x 1 convolution as a matrix product: y[b, :, p] = W x[b, :, p] + bias, x [B, C, ...]."""
+    batch, channels = x.shape[:2]
+    matrix = weight.reshape(weight.shape[0], channels).expand(batch, -1, -1)
+    flat = x.reshape(batch, channels, -1)
+    y = torch.bmm(matrix, flat) if bias is None else torch.baddbmm(bias.view(1, -1, 1), matrix, flat)
+    return y.view(batch, weight.shape[0], *x.shape[2:])
+
+
+def _use_frame_taps(x: torch.Tensor, weight: torch.Tensor, stride, padding, dilation) -> bool:
+    """Whether the per-frame 2-D formulation of a 3-D conv fills vector lanes better than the 3-D conv.
+
+    oneDNN's cost is about (output frames) x ceil(C_out / lanes) x k_t for the 3-D conv and
+    (padded input frames) x ceil(k_t C_out / lanes) for the per-frame 2-D conv (same input channels and
+    spatial taps), since both vectorise over output channels.
+    """
+    if x.dim() != 5 or weight.shape[2] == 1:
+        return False
+    lanes, out_channels, taps = _vector_lanes(), weight.shape[0], weight.shape[2]
+    padded = x.shape[2] + 2 * padding[0]
+    frames_out = (padded - dilation[0] * (taps - 1) - 1) // stride[0] + 1
+    direct = frames_out * math.ceil(out_channels / lanes) * taps
+    return padded * math.ceil(taps * out_channels / lanes) < direct
+
+
+def _frame_taps_conv3d(x, weight, bias, stride, padding, dilation) -> torch.Tensor:
+    """A 3-D conv (k_t >= 2) as one 2-D oneDNN conv of all padded frames with (tap, channel) outputs,
+    then the sum over taps."""
+    batch, in_channels, frames = x.shape[:3]
+    out_channels, taps = weight.shape[0], weight.shape[2]
+    padded = frames + 2 * padding[0]
+    buffer = x.new_zeros(batch, padded, *x.shape[3:], in_channels)  # channels-last frames
+    buffer[:, padding[0] : padding[0] + frames] = x.permute(0, 2, 3, 4, 1)
+    planes = buffer.view(batch * padded, *x.shape[3:], in_channels).permute(0, 3, 1, 2)
+    tap_weight = weight.permute(2, 0, 1, 3, 4).reshape(taps * out_channels, in_channels, *weight.shape[3:])
+    y = torch.ops.aten.mkldnn_convolution(
+        planes, tap_weight, None, list(padding[1:]), list(stride[1:]), list(dilation[1:]), 1
+    )
+    height, width = y.shape[2:]
+    y = y.permute(0, 2, 3, 1).reshape(batch, padded, height, width, taps, out_channels)
+    frames_out = (padded - dilation[0] * (taps - 1) - 1) // stride[0] + 1
+
+    def tap(k: int) -> torch.Tensor:  # [B, C_out, T', H', W'] view of tap k's frames
+        start = k * dilation[0]
+        frames_k = y[:, start : start + stride[0] * (frames_out - 1) + 1 : stride[0], :, :, k]
+        return frames_k.permute(0, 4, 1, 2, 3)
+
+    out = tap(0).contiguous()
+    for k in range(1, taps):
+        out += tap(k)
+    if bias is not None:
+        out += bias.view(1, -1, 1, 1, 1)
+    return out
+
+
+def fast_conv(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    stride: tuple[int, ...],
+    padding: tuple[int, ...],
+    dilation: tuple[int, ...],
+) -> torch.Tensor:
+    """An ungrouped, zero-padded conv through oneDNN (see the module docstring); float32 CPU tensors."""
+    if _use_frame_taps(x, weight, stride, padding, dilation):
+        return _frame_taps_conv3d(x, weight, bias, stride, padding, dilation)
+    return torch.ops.aten.mkldnn_convolution(x, weight, bias, list(padding), list(stride), list(dilation), 1)
 
 
 class TuckerRankError(CompactVideoError, ValueError):
@@ -61,6 +184,7 @@ class TuckerConv(nn.Module):
         dilation: int | tuple[int, ...] = 1,
         bias: bool = True,
         dims: int = 3,
+        fast_path: bool = True,
     ) -> None:
         super().__init__()
         if dims not in _CONVS:
@@ -75,6 +199,7 @@ class TuckerConv(nn.Module):
             rank_in, rank_out, kernel_size, stride, padding, dilation, bias=bias and not factored_out
         )
         self.last = conv(rank_out, out_channels, 1, bias=bias) if factored_out else None
+        self.fast_path = fast_path
 
     @classmethod
     def like(cls, conv: nn.Conv1d | nn.Conv2d | nn.Conv3d, rank_out: int, rank_in: int) -> TuckerConv:
@@ -103,12 +228,30 @@ class TuckerConv(nn.Module):
         return [step for step in (self.first, self.core, self.last) if step is not None]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if (
+            self.fast_path
+            and not self.training
+            and fast_path_applies(x, *self.parameters())
+            and x.dim() == self.dims + 2
+            and math.prod(x.shape[2:]) >= FAST_PATH_MIN_POSITIONS
+        ):
+            return self.fast_forward(x)
         for step in self.steps():
             x = step(x)
         return x
 
+    def fast_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The fast CPU path (module docstring): pointwise steps as matrix products, the core via oneDNN."""
+        if self.first is not None:
+            x = pointwise(x, self.first.weight)
+        core = self.core
+        x = fast_conv(x, core.weight, core.bias, core.stride, core.padding, core.dilation)
+        if self.last is not None:
+            x = pointwise(x, self.last.weight, self.last.bias)
+        return x
+
     def extra_repr(self) -> str:
-        return f"rank_out={self.rank_out}, rank_in={self.rank_in}"
+        return f"rank_out={self.rank_out}, rank_in={self.rank_in}, fast_path={self.fast_path}"
 
 
 class TuckerLinear(nn.Module):
@@ -157,3 +300,29 @@ def tucker_like(module: nn.Module, rank_out: int, rank_in: int) -> TuckerConv | 
     if isinstance(module, nn.Conv1d | nn.Conv2d | nn.Conv3d):
         return TuckerConv.like(module, rank_out, rank_in)
     raise TuckerRankError(f"only Conv1d/2d/3d and Linear layers can be factored, got {type(module).__name__}")
+
+
+def set_fast_path(model: nn.Module, enabled: bool) -> int:
+    """Switch the fast CPU path of every :class:`TuckerConv` in ``model``; returns how many were set."""
+    layers = [module for module in model.modules() if isinstance(module, TuckerConv)]
+    for layer in layers:
+        layer.fast_path = enabled
+    return len(layers)
+
+
+@contextlib.contextmanager
+def plain_path(model: nn.Module) -> Iterator[nn.Module]:
+    """Run ``model``'s TuckerConvs as three standard convolutions inside the block, then restore them.
+
+    For anything that must see the sub-layers being called: forward hooks, exporters that do not
+    report themselves (:func:`fast_path_applies` already covers tracing, compiling and ONNX export).
+    """
+    layers = [module for module in model.modules() if isinstance(module, TuckerConv)]
+    saved = [layer.fast_path for layer in layers]
+    try:
+        for layer in layers:
+            layer.fast_path = False
+        yield model
+    finally:
+        for layer, enabled in zip(layers, saved, strict=True):
+            layer.fast_path = enabled
