@@ -83,26 +83,38 @@ def fast_path_applies(x: torch.Tensor, *weights: torch.Tensor) -> bool:
     )
 
 
-def pointwise(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-    """A 1 x ... x 1 convolution as a matrix product: y[b, :, p] = W x[b, :, p] + bias, x [B, C, ...]."""
+def pointwise(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, channels_last: bool = False
+) -> torch.Tensor:
+    """A 1 x ... x 1 convolution as one matrix product per example: y[b, :, p] = W x[b, :, p] + bias.
+
+    ``x`` [B, C, ...] may be contiguous or channels-last (both are a [B, C, positions] view, so neither
+    is copied); the result is contiguous, or channels-last when ``channels_last`` is set.
+    """
     batch, channels = x.shape[:2]
-    matrix = weight.reshape(weight.shape[0], channels).expand(batch, -1, -1)
+    matrix = weight.reshape(weight.shape[0], channels)
     flat = x.reshape(batch, channels, -1)
+    if channels_last:
+        y = torch.matmul(flat.transpose(1, 2), matrix.t())
+        if bias is not None:
+            y += bias
+        return y.view(batch, *x.shape[2:], weight.shape[0]).movedim(-1, 1)
+    matrix = matrix.expand(batch, -1, -1)
     y = torch.bmm(matrix, flat) if bias is None else torch.baddbmm(bias.view(1, -1, 1), matrix, flat)
     return y.view(batch, weight.shape[0], *x.shape[2:])
 
 
-def _use_frame_taps(x: torch.Tensor, weight: torch.Tensor, stride, padding, dilation) -> bool:
+def _use_frame_taps(shape: torch.Size, weight: torch.Tensor, stride, padding, dilation) -> bool:
     """Whether the per-frame 2-D formulation of a 3-D conv fills vector lanes better than the 3-D conv.
 
     oneDNN's cost is about (output frames) x ceil(C_out / lanes) x k_t for the 3-D conv and
     (padded input frames) x ceil(k_t C_out / lanes) for the per-frame 2-D conv (same input channels and
     spatial taps), since both vectorise over output channels.
     """
-    if x.dim() != 5 or weight.shape[2] == 1:
+    if len(shape) != 5 or weight.shape[2] == 1:
         return False
     lanes, out_channels, taps = _vector_lanes(), weight.shape[0], weight.shape[2]
-    padded = x.shape[2] + 2 * padding[0]
+    padded = shape[2] + 2 * padding[0]
     frames_out = (padded - dilation[0] * (taps - 1) - 1) // stride[0] + 1
     direct = frames_out * math.ceil(out_channels / lanes) * taps
     return padded * math.ceil(taps * out_channels / lanes) < direct
@@ -147,7 +159,7 @@ def fast_conv(
     dilation: tuple[int, ...],
 ) -> torch.Tensor:
     """An ungrouped, zero-padded conv through oneDNN (see the module docstring); float32 CPU tensors."""
-    if _use_frame_taps(x, weight, stride, padding, dilation):
+    if _use_frame_taps(x.shape, weight, stride, padding, dilation):
         return _frame_taps_conv3d(x, weight, bias, stride, padding, dilation)
     return torch.ops.aten.mkldnn_convolution(x, weight, bias, list(padding), list(stride), list(dilation), 1)
 
@@ -242,13 +254,18 @@ class TuckerConv(nn.Module):
 
     def fast_forward(self, x: torch.Tensor) -> torch.Tensor:
         """The fast CPU path (module docstring): pointwise steps as matrix products, the core via oneDNN."""
-        if self.first is not None:
-            x = pointwise(x, self.first.weight)
         core = self.core
-        x = fast_conv(x, core.weight, core.bias, core.stride, core.padding, core.dilation)
+        geometry = core.stride, core.padding, core.dilation
+        # A direct oneDNN core with >= 8 input channels reads and writes channels-last data without the
+        # reorders NCDHW costs (oneDNN's nCdhw16c block is channels-last at 16 channels); the frame-tap
+        # formulation wants contiguous input, and so do skinny matrix products.
+        channels_last = core.in_channels >= 8 and not _use_frame_taps(x.shape, core.weight, *geometry)
+        if self.first is not None:
+            x = pointwise(x, self.first.weight, channels_last=channels_last)
+        x = fast_conv(x, core.weight, core.bias, *geometry)
         if self.last is not None:
-            x = pointwise(x, self.last.weight, self.last.bias)
-        return x
+            return pointwise(x, self.last.weight, self.last.bias)
+        return x.contiguous()
 
     def extra_repr(self) -> str:
         return f"rank_out={self.rank_out}, rank_in={self.rank_in}, fast_path={self.fast_path}"
