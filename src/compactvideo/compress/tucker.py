@@ -26,6 +26,7 @@ import dataclasses
 import math
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -193,10 +194,10 @@ class CompressionReport:
         def flops(value: int | None) -> str:
             if value is None:
                 return "-"
-            scale, unit = next(
-                ((s, u) for s, u in ((1e9, "G"), (1e6, "M"), (1e3, "k")) if value >= s), (1, "")
-            )
-            return f"{value / scale:.3f}{unit}"
+            for scale, unit in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+                if value >= scale:
+                    return f"{value / scale:.3f}{unit}"
+            return str(value)
 
         def ratio(before: int | None, after: int | None) -> str:
             return "-" if not before or not after else f"x{before / after:.2f}"
@@ -386,3 +387,32 @@ def compress_model(
         flops_before=sum(flops_before.values()) if inputs is not None else None,
         flops_after=sum(flops_after.values()) if inputs is not None else None,
     )
+
+
+def compress_checkpoint(
+    path: str | Path,
+    out: str | Path,
+    method: str = "tucker",
+    ranks: RankSpec | Mapping[str, RankSpec] = "vbmf",
+    skip: Collection[str] | None = None,
+    weaken: float = 0.0,
+    min_rank: int = 1,
+) -> CompressionReport:
+    """Compress the model of checkpoint ``path`` (:func:`compress_model`) and write it to ``out``.
+
+    The new checkpoint holds the compressed model's config (its ``tucker`` layers included), its
+    ``state_dict``, the report (``compression``) and the source path; no optimizer state, so training
+    from it (``--init``) fine-tunes.
+    """
+    from compactvideo.checkpoint import load_trained_model, save_checkpoint
+
+    model = load_trained_model(path)
+    report = compress_model(model, method, ranks, skip, weaken, min_rank)
+    save_checkpoint(
+        out,
+        config=model.config.to_dict(),
+        state_dict=model.state_dict(),
+        compression=report.to_dict(),
+        source=str(path),
+    )
+    return report

@@ -1,0 +1,132 @@
+"""``compactvideo profile``: parameters, FLOPs, batch-1 latency of a model, and speed-ups over a baseline."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+from typing import Any
+
+from compactvideo.errors import CompactVideoError
+
+
+def _load(spec: str) -> tuple[Any, str]:
+    """(eval-mode model, description) from a preset name or a checkpoint path."""
+    from compactvideo.checkpoint import load_trained_model
+    from compactvideo.models import PRESETS, build_model
+
+    if spec in PRESETS:
+        return build_model(spec).eval(), f"preset {spec} (untrained weights)"
+    if Path(spec).is_file():
+        return load_trained_model(spec), f"checkpoint {spec}"
+    raise CompactVideoError(f"{spec!r} is neither a preset (see `compactvideo models`) nor a checkpoint file")
+
+
+def _inputs(model: Any, input_shape: str | None) -> tuple[Any, ...]:
+    import torch
+
+    from compactvideo.models import example_inputs
+
+    if input_shape is None:
+        return example_inputs(model.config, batch_size=1)
+    if model.config.family != "clip":
+        raise CompactVideoError(f"--input-shape is for clip models; this is a {model.config.family!r} model")
+    try:
+        shape = tuple(int(size) for size in input_shape.split(","))
+    except ValueError:
+        shape = ()
+    if len(shape) != 4 or min(shape) < 1:
+        raise CompactVideoError(f"--input-shape must be C,T,H,W positive integers, got {input_shape!r}")
+    return (torch.zeros(1, *shape),)
+
+
+def _measure(models: dict[str, Any], input_shape: str | None, rounds: int, repeats: int) -> dict[str, dict]:
+    """Parameters, FLOPs and median latency (interleaved rounds) of each model, batch 1."""
+    import torch
+
+    from compactvideo.profile import count_flops, count_parameters, measure_latency
+
+    rows, calls = {}, {}
+    for role, (model, description) in models.items():
+        inputs = _inputs(model, input_shape)
+        try:
+            with torch.no_grad():
+                flops = count_flops(model, *inputs)
+        except RuntimeError as error:
+            raise CompactVideoError(
+                f"{description} cannot take inputs of shape "
+                f"{[tuple(x.shape) for x in inputs if x is not None]}: {error}"
+            ) from error
+        rows[role] = {
+            "model": description,
+            "parameters": count_parameters(model),
+            "flops": flops,
+            "times": [],
+        }
+        calls[role] = lambda model=model, inputs=inputs: model(*inputs)
+    with torch.no_grad():
+        for _ in range(rounds):
+            for role, call in calls.items():
+                rows[role]["times"].append(measure_latency(call, warmup=1, repeats=repeats).median_ms)
+    for row in rows.values():
+        row["latency_ms"] = statistics.median(row.pop("times"))
+    return rows
+
+
+def _run_profile(args: argparse.Namespace) -> int:
+    import torch
+
+    from compactvideo.nn.tucker import set_fast_path
+    from compactvideo.profile import describe_machine
+
+    if args.threads is None:
+        torch.set_num_threads(1)
+    models = {"model": _load(args.model)}
+    if args.baseline:
+        models["baseline"] = _load(args.baseline)
+    if args.plain:
+        for model, _ in models.values():
+            set_fast_path(model, False)
+    rows = _measure(models, args.input_shape, args.rounds, args.repeats)
+    result: dict[str, Any] = {"machine": describe_machine(), **rows}
+    if args.baseline:
+        base, new = rows["baseline"], rows["model"]
+        result["speed_up"] = {
+            "parameters": base["parameters"] / new["parameters"],
+            "theoretical": base["flops"] / new["flops"],
+            "measured": base["latency_ms"] / new["latency_ms"],
+        }
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(f"# {result['machine']}; batch 1")
+    print(f"{'':<9} {'parameters':>12} {'GFLOPs':>10} {'latency ms':>11}  model")
+    for role, row in rows.items():
+        print(
+            f"{role:<9} {row['parameters']:>12,} {row['flops'] / 1e9:>10.3f} {row['latency_ms']:>11.2f}  "
+            f"{row['model']}"
+        )
+    if args.baseline:
+        speed = result["speed_up"]
+        print(
+            f"speed-up: parameters x{speed['parameters']:.2f}, "
+            f"theoretical (FLOPs) x{speed['theoretical']:.2f}, measured x{speed['measured']:.2f}"
+        )
+    return 0
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "profile", help="parameters, FLOPs, batch-1 latency (1 thread) and speed-ups over a baseline"
+    )
+    parser.add_argument("model", help="a checkpoint file or a preset name")
+    parser.add_argument("--baseline", help="a checkpoint file or preset to compare against")
+    parser.add_argument(
+        "--input-shape", metavar="C,T,H,W", help="clip models: the clip shape (default: the config's)"
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds (median kept)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed calls per model and round")
+    parser.add_argument("--plain", action="store_true", help="switch off the Tucker layers' fast CPU path")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.set_defaults(run=_run_profile)
