@@ -100,6 +100,8 @@ def test_fast_path_is_used_in_eval_mode_only_and_can_be_switched_off(monkeypatch
         layer(x)
         assert calls == [1]
         layer.train()(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            assert layer.eval()(x).dtype == torch.bfloat16
         layer.eval()(x[:, :, :, :8, :8])  # fewer positions than FAST_PATH_MIN_POSITIONS
         assert FAST_PATH_MIN_POSITIONS > 10 * 8 * 8
         model = nn.Sequential(layer)

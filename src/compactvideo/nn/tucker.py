@@ -71,7 +71,8 @@ def _exporting() -> bool:
 
 
 def fast_path_applies(x: torch.Tensor, *weights: torch.Tensor) -> bool:
-    """Whether the oneDNN path can run: float32 CPU tensors, oneDNN on, nothing tracing or intercepting."""
+    """Whether the oneDNN path can run: float32 CPU tensors, oneDNN on, no autocast, nothing tracing or
+    intercepting the calls."""
     return (
         not _exporting()
         and x.device.type == "cpu"
@@ -79,6 +80,7 @@ def fast_path_applies(x: torch.Tensor, *weights: torch.Tensor) -> bool:
         and all(w.device.type == "cpu" and w.dtype == torch.float32 for w in weights)
         and torch.backends.mkldnn.is_available()
         and torch.backends.mkldnn.enabled
+        and not torch.is_autocast_enabled("cpu")
         and _get_current_dispatch_mode() is None
     )
 
