@@ -1,0 +1,193 @@
+"""The demo, compactvideo's main job in miniature: dense against circulant classifiers, end to end.
+
+1. Writes a synthetic frame-level data set in the YouTube-8M format (:mod:`compactvideo.data.synthetic`),
+   a training and a validation split.
+2. Trains demo-sized twins of the paper's models, dense and circulant (DBoF, NetVLAD, NetFV; the
+   circulant twin has its FC layer diagonal-circulant, as in the "compact FC" rows of Araujo et al.,
+   Table 3), with the same budget of training examples each.
+3. Evaluates each on the validation split (GAP@20, Hit@1), times batch-1 inference on one thread, and
+   writes ``results.json``, a size-versus-GAP plot ``size_vs_gap.png`` and the table it prints.
+
+Each model trains in its own run directory; a demo that is interrupted and started again with the
+same ``--out`` keeps the finished models and resumes the unfinished one from its checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from compactvideo.checkpoint import load_trained_model
+from compactvideo.loaders import LoaderOptions, make_loader
+from compactvideo.models import build_model, resolve_model_spec
+from compactvideo.profile import count_parameters, measure_latency, megabytes
+from compactvideo.train import TrainOptions, train
+
+DEMO_MODELS = (
+    "small-dbof-dense",
+    "small-dbof-circulant",
+    "small-netvlad-dense",
+    "small-netvlad-circulant",
+    "small-netfv-dense",
+    "small-netfv-circulant",
+)
+
+
+@dataclass
+class DemoOptions:
+    """The demo's data set and training budget (the defaults finish in minutes on a 2-core CPU)."""
+
+    train_videos: int = 4000
+    valid_videos: int = 1000
+    classes: int = 100
+    max_frames: int = 60
+    examples: int = 8000
+    batch_size: int = 64
+    learning_rate: float = 2e-3
+    seed: int = 0
+    models: tuple[str, ...] = DEMO_MODELS
+
+
+def make_data(out: Path, options: DemoOptions) -> tuple[str, str]:
+    """Write (once) the synthetic training and validation shards; return their glob patterns."""
+    from compactvideo.data.synthetic import synthesize
+
+    splits = {
+        "train": (options.train_videos, 4, options.seed),
+        "valid": (options.valid_videos, 1, options.seed + 1),
+    }
+    for split, (videos, shards, seed) in splits.items():
+        folder = out / "data" / split
+        if not (folder / ".complete").exists():
+            synthesize(
+                folder,
+                level="frame",
+                videos=videos,
+                classes=options.classes,
+                shards=shards,
+                seed=seed,
+                max_frames=options.max_frames,
+                prefix=split,
+            )
+            (folder / ".complete").write_text("")
+    return str(out / "data" / "train" / "*.tfrecord"), str(out / "data" / "valid" / "*.tfrecord")
+
+
+def inference_ms_per_video(checkpoint: Path, valid_pattern: str) -> float:
+    """Median batch-1 forward time (ms) on one thread, over one validation video."""
+    model = load_trained_model(checkpoint)
+    loader = make_loader(model.config, valid_pattern, LoaderOptions(), 1, training=False, context=_local())
+    batch = next(iter(loader))
+    inputs = (batch["rgb"], batch["audio"], batch["num_frames"])
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.no_grad():
+            return measure_latency(lambda: model(*inputs), warmup=2, repeats=10).median_ms
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _local():
+    from compactvideo.distributed import DistributedContext
+
+    return DistributedContext(torch.device("cpu"))
+
+
+def run_model(name: str, out: Path, options: DemoOptions, train_pattern: str, valid_pattern: str) -> dict:
+    """Train (or resume, or reuse) one demo model and measure it; the row is saved as result.json."""
+    run_dir = out / name
+    result_file = run_dir / "result.json"
+    if result_file.exists():
+        return json.loads(result_file.read_text())
+    config = resolve_model_spec(name, num_classes=options.classes)
+    train_options = TrainOptions(
+        batch_size=options.batch_size,
+        learning_rate=options.learning_rate,
+        max_examples=options.examples,
+        seed=options.seed,
+        log_every=10,
+        checkpoint_every=50,
+        data=LoaderOptions(max_frames=options.max_frames, shuffle_buffer=2048),
+    )
+    resume = (run_dir / "checkpoint.pt").exists()
+    summary = train(config, train_pattern, run_dir, train_options, valid_pattern, resume=resume)
+    parameters = count_parameters(build_model(config), convention="paper")
+    row = {
+        "model": name,
+        "parameters": parameters,
+        "megabytes": megabytes(parameters),
+        "gap": summary["valid"]["gap"],
+        "hit_at_1": summary["valid"]["hit_at_one"],
+        "train_examples_per_s": summary["examples_per_s"],
+        "inference_ms_per_video": inference_ms_per_video(run_dir / "checkpoint.pt", valid_pattern),
+    }
+    result_file.write_text(json.dumps(row, indent=2))
+    return row
+
+
+def format_results(rows: list[dict[str, Any]]) -> str:
+    header = (
+        f"{'model':<26} {'parameters':>11} {'MB':>7} {'GAP@20':>7} {'Hit@1':>6} "
+        f"{'train ex/s':>10} {'ms/video':>9}"
+    )
+    lines = [header, "-" * len(header)]
+    for row in rows:
+        lines.append(
+            f"{row['model']:<26} {row['parameters']:>11,} {row['megabytes']:>7.2f} {row['gap']:>7.3f} "
+            f"{row['hit_at_1']:>6.3f} {row['train_examples_per_s']:>10.0f} "
+            f"{row['inference_ms_per_video']:>9.2f}"
+        )
+    return "\n".join(lines)
+
+
+def plot_size_vs_gap(rows: list[dict[str, Any]], path: Path) -> None:
+    """Model size (MB, log scale) against GAP@20; each dense model joined to its circulant twin."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(6.4, 4.2))
+    by_name = {row["model"]: row for row in rows}
+    for row in rows:
+        circulant = "circulant" in row["model"]
+        axes.scatter(
+            row["megabytes"], row["gap"], marker="o" if circulant else "s", color="C1" if circulant else "C0"
+        )
+        axes.annotate(
+            row["model"].removeprefix("small-"),
+            (row["megabytes"], row["gap"]),
+            fontsize=7,
+            xytext=(4, 4),
+            textcoords="offset points",
+        )
+        twin = by_name.get(row["model"].replace("-dense", "-circulant"))
+        if not circulant and twin is not None:
+            axes.plot([row["megabytes"], twin["megabytes"]], [row["gap"], twin["gap"]], color="0.7", zorder=0)
+    axes.scatter([], [], marker="s", color="C0", label="dense")
+    axes.scatter([], [], marker="o", color="C1", label="circulant")
+    axes.set_xscale("log")
+    axes.set_xlabel("model size (MB, float32)")
+    axes.set_ylabel("GAP@20 (validation)")
+    axes.set_title("compactvideo demo: size against accuracy")
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def run_demo(out: str | Path, options: DemoOptions | None = None) -> list[dict[str, Any]]:
+    """Run the whole demo into ``out``; return the result rows (also in results.json)."""
+    options = options or DemoOptions()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    train_pattern, valid_pattern = make_data(out, options)
+    rows = [run_model(name, out, options, train_pattern, valid_pattern) for name in options.models]
+    (out / "results.json").write_text(json.dumps({"options": asdict(options), "results": rows}, indent=2))
+    plot_size_vs_gap(rows, out / "size_vs_gap.png")
+    return rows
