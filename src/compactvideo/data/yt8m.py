@@ -1,0 +1,324 @@
+"""YouTube-8M records: the protobuf messages, parsing, dequantisation, reading and writing.
+
+Video-level records are ``tf.train.Example`` with context ``id`` (2018; ``video_id`` in 2017), ``labels``
+(int64) and float features ``mean_rgb`` [1024] and ``mean_audio`` [128]. Frame-level records are
+``tf.train.SequenceExample`` with the same context and feature lists ``rgb`` and ``audio`` holding one
+byte string per frame (1024 and 128 quantised bytes). Frames are dequantised as the starter code does:
+
+    x = q * (max - min) / 255 + (max - min) / 512 + min = q * 4/255 - 1.9921875   (max 2, min -2),
+
+the inverse of the quantiser q = round((clip(x, -2, 2) + 2) * 255 / 4). The 2019 segment fields
+(``segment_labels``, ``segment_start_times``, ``segment_scores``) are read when present.
+
+The messages are declared under our own protobuf package ``compactvideo.yt8m`` in a private descriptor
+pool, so TensorFlow (which registers ``tensorflow.Example``) can be imported in the same process. The
+wire format is TensorFlow's, field for field.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+from google.protobuf.message import DecodeError
+
+from compactvideo.data.tfrecord import CorruptRecordError, ReadStats, iter_payloads, write_payloads
+
+RGB_SIZE, AUDIO_SIZE = 1024, 128
+QUANTIZE_MIN, QUANTIZE_MAX = -2.0, 2.0
+_SCALE = (QUANTIZE_MAX - QUANTIZE_MIN) / 255.0
+_DEQUANTIZE = (np.arange(256) * _SCALE + (QUANTIZE_MAX - QUANTIZE_MIN) / 512 + QUANTIZE_MIN).astype(
+    np.float32
+)
+
+
+def dequantize(quantized: np.ndarray) -> np.ndarray:
+    """uint8 -> float32 with the starter code's formula (a 256-entry lookup table)."""
+    return _DEQUANTIZE[quantized]
+
+
+def quantize(values: np.ndarray) -> np.ndarray:
+    """float -> uint8: round((clip(x, -2, 2) + 2) * 255 / 4), the official quantiser."""
+    return np.rint((np.clip(values, QUANTIZE_MIN, QUANTIZE_MAX) - QUANTIZE_MIN) / _SCALE).astype(np.uint8)
+
+
+def _message_classes() -> dict[str, type]:
+    """Example / SequenceExample and their parts, declared from a FileDescriptorProto (proto3)."""
+    P = descriptor_pb2.FieldDescriptorProto
+    proto = descriptor_pb2.FileDescriptorProto(
+        name="compactvideo/yt8m.proto", package="compactvideo.yt8m", syntax="proto3"
+    )
+
+    def message(name: str, *fields: tuple, oneof: str | None = None, entries: Sequence = ()) -> None:
+        descriptor = proto.message_type.add(name=name)
+        if oneof:
+            descriptor.oneof_decl.add(name=oneof)
+        for number, field_name, kind, label, type_name in fields:
+            added = descriptor.field.add(name=field_name, number=number, type=kind, label=label)
+            if type_name:
+                added.type_name = type_name
+            if oneof:
+                added.oneof_index = 0
+        for entry_name, value_type in entries:  # map<string, value_type> fields
+            entry = descriptor.nested_type.add(name=entry_name)
+            entry.options.map_entry = True
+            entry.field.add(name="key", number=1, type=P.TYPE_STRING, label=P.LABEL_OPTIONAL)
+            entry.field.add(
+                name="value", number=2, type=P.TYPE_MESSAGE, label=P.LABEL_OPTIONAL, type_name=value_type
+            )
+
+    repeated, optional = P.LABEL_REPEATED, P.LABEL_OPTIONAL
+    message("BytesList", (1, "value", P.TYPE_BYTES, repeated, None))
+    message("FloatList", (1, "value", P.TYPE_FLOAT, repeated, None))
+    message("Int64List", (1, "value", P.TYPE_INT64, repeated, None))
+    message(
+        "Feature",
+        (1, "bytes_list", P.TYPE_MESSAGE, optional, ".compactvideo.yt8m.BytesList"),
+        (2, "float_list", P.TYPE_MESSAGE, optional, ".compactvideo.yt8m.FloatList"),
+        (3, "int64_list", P.TYPE_MESSAGE, optional, ".compactvideo.yt8m.Int64List"),
+        oneof="kind",
+    )
+    message(
+        "Features",
+        (1, "feature", P.TYPE_MESSAGE, repeated, ".compactvideo.yt8m.Features.FeatureEntry"),
+        entries=[("FeatureEntry", ".compactvideo.yt8m.Feature")],
+    )
+    message("FeatureList", (1, "feature", P.TYPE_MESSAGE, repeated, ".compactvideo.yt8m.Feature"))
+    message(
+        "FeatureLists",
+        (1, "feature_list", P.TYPE_MESSAGE, repeated, ".compactvideo.yt8m.FeatureLists.FeatureListEntry"),
+        entries=[("FeatureListEntry", ".compactvideo.yt8m.FeatureList")],
+    )
+    message("Example", (1, "features", P.TYPE_MESSAGE, optional, ".compactvideo.yt8m.Features"))
+    message(
+        "SequenceExample",
+        (1, "context", P.TYPE_MESSAGE, optional, ".compactvideo.yt8m.Features"),
+        (2, "feature_lists", P.TYPE_MESSAGE, optional, ".compactvideo.yt8m.FeatureLists"),
+    )
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(proto)
+    return {
+        name: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"compactvideo.yt8m.{name}"))
+        for name in ("Example", "SequenceExample", "Feature", "FeatureList")
+    }
+
+
+_MESSAGES = _message_classes()
+Example, SequenceExample = _MESSAGES["Example"], _MESSAGES["SequenceExample"]
+
+
+@dataclass
+class FrameRecord:
+    """A frame-level video: frames dequantised to float32 [T, 1024] and [T, 128], T <= max_frames."""
+
+    id: str
+    labels: np.ndarray
+    rgb: np.ndarray
+    audio: np.ndarray
+    segment_labels: np.ndarray | None = None
+    segment_start_times: np.ndarray | None = None
+    segment_scores: np.ndarray | None = None
+
+    @property
+    def num_frames(self) -> int:
+        return len(self.rgb)
+
+
+@dataclass
+class VideoRecord:
+    """A video-level record: mean features and labels."""
+
+    id: str
+    labels: np.ndarray
+    mean_rgb: np.ndarray
+    mean_audio: np.ndarray
+
+
+class _Problem(Exception):
+    """A parsing problem; turned into CorruptRecordError with the file and offset by the reader."""
+
+
+def _feature(features, name: str, kind: str, required: bool = True):
+    if name not in features.feature:
+        if required:
+            raise _Problem(f"missing feature {name!r}")
+        return None
+    feature = features.feature[name]
+    if feature.WhichOneof("kind") != kind:
+        raise _Problem(f"feature {name!r} holds {feature.WhichOneof('kind')}, expected {kind}")
+    return getattr(feature, kind).value
+
+
+def _context(features) -> tuple[str, np.ndarray]:
+    key = "id" if "id" in features.feature else "video_id"  # 2018 layout, 2017 layout
+    ids = _feature(features, key, "bytes_list")
+    if len(ids) != 1:
+        raise _Problem(f"feature {key!r} has {len(ids)} values, expected 1")
+    labels = _feature(features, "labels", "int64_list", required=False)
+    return ids[0].decode("utf-8", "replace"), np.asarray(labels if labels is not None else [], dtype=np.int64)
+
+
+def _frame_prefix(width: int) -> bytes:
+    """The wire bytes that precede each frame's data in a serialised FeatureList of ``width``-byte frames."""
+    feature = _MESSAGES["Feature"]()
+    feature.bytes_list.value.append(bytes(width))
+    return _MESSAGES["FeatureList"](feature=[feature]).SerializeToString()[:-width]
+
+
+_PREFIXES = {width: np.frombuffer(_frame_prefix(width), dtype=np.uint8) for width in (RGB_SIZE, AUDIO_SIZE)}
+
+
+def _frames(lists, name: str, width: int, max_frames: int) -> np.ndarray:
+    """[T, width] dequantised frames of a feature list.
+
+    Fast path: a FeatureList of well-formed frames serialises to T rows of (constant field prefix,
+    frame bytes), read with one frombuffer; anything else takes the frame-by-frame path, which names
+    the first bad frame.
+    """
+    if name not in lists.feature_list:
+        raise _Problem(f"missing feature list {name!r}")
+    feature_list = lists.feature_list[name]
+    prefix = _PREFIXES[width]
+    stride = len(prefix) + width
+    wire = np.frombuffer(feature_list.SerializeToString(), dtype=np.uint8)
+    count = len(feature_list.feature)
+    if len(wire) == count * stride:
+        rows = wire.reshape(count, stride)[:max_frames]
+        if np.array_equal(rows[:, : len(prefix)], np.broadcast_to(prefix, (len(rows), len(prefix)))):
+            return dequantize(rows[:, len(prefix) :])
+    for index, frame in enumerate(feature_list.feature[:max_frames]):
+        values = frame.bytes_list.value
+        if len(values) != 1 or len(values[0]) != width:
+            size = f"{len(values[0])} bytes" if len(values) == 1 else f"{len(values)} byte strings"
+            raise _Problem(f"frame {index} of {name!r} has {size}, expected {width} bytes")
+    frames = feature_list.feature[:max_frames]
+    return dequantize(
+        np.frombuffer(b"".join([f.bytes_list.value[0] for f in frames]), np.uint8).reshape(-1, width)
+    )
+
+
+def parse_frame_record(payload: bytes | memoryview, max_frames: int = 300) -> FrameRecord:
+    message = SequenceExample.FromString(payload)
+    video_id, labels = _context(message.context)
+    rgb = _frames(message.feature_lists, "rgb", RGB_SIZE, max_frames)
+    audio = _frames(message.feature_lists, "audio", AUDIO_SIZE, max_frames)
+    if len(rgb) != len(audio):
+        raise _Problem(f"video {video_id}: {len(rgb)} rgb frames but {len(audio)} audio frames")
+    if len(rgb) == 0:
+        raise _Problem(f"video {video_id} has no frames")
+    segments = {}
+    for name, kind, dtype in (
+        ("segment_labels", "int64_list", np.int64),
+        ("segment_start_times", "int64_list", np.int64),
+        ("segment_scores", "float_list", np.float32),
+    ):
+        values = _feature(message.context, name, kind, required=False)
+        segments[name] = None if values is None else np.asarray(values, dtype=dtype)
+    return FrameRecord(video_id, labels, rgb, audio, **segments)
+
+
+def parse_video_record(payload: bytes | memoryview) -> VideoRecord:
+    features = Example.FromString(payload).features
+    video_id, labels = _context(features)
+    arrays = []
+    for name, width in (("mean_rgb", RGB_SIZE), ("mean_audio", AUDIO_SIZE)):
+        values = np.asarray(_feature(features, name, "float_list"), dtype=np.float32)
+        if len(values) != width:
+            raise _Problem(f"video {video_id}: {name!r} has {len(values)} values, expected {width}")
+        arrays.append(values)
+    return VideoRecord(video_id, labels, *arrays)
+
+
+def read_records(
+    paths: str | os.PathLike | Iterable[str | os.PathLike],
+    max_frames: int = 300,
+    skip_corrupt: bool = False,
+    level: str | None = None,
+    stats: ReadStats | None = None,
+) -> Iterator[FrameRecord | VideoRecord]:
+    """Yield the records of one or more files, in order.
+
+    ``level`` is "frame" or "video"; by default each file's first record decides. A damaged record
+    raises :class:`CorruptRecordError`; with ``skip_corrupt=True`` it is skipped and counted in
+    ``stats``, and the count is reported (a warning) when the files are exhausted.
+    """
+    paths = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
+    stats = stats if stats is not None else ReadStats()
+    for path in paths:
+        file_level = level
+        for offset, payload in _payloads(path, skip_corrupt, stats):
+            try:
+                if file_level is None:
+                    file_level = _guess_level(payload)
+                record = (
+                    parse_frame_record(payload, max_frames)
+                    if file_level == "frame"
+                    else parse_video_record(payload)
+                )
+            except (DecodeError, _Problem) as problem:
+                error = CorruptRecordError(
+                    path, offset, str(problem) or "not a protobuf Example / SequenceExample"
+                )
+                if not skip_corrupt:
+                    raise error from None
+                stats.skip(error)
+                continue
+            stats.records += 1
+            yield record
+    if stats.skipped:
+        warnings.warn(stats.summary(), stacklevel=2)
+
+
+def _payloads(path, skip_corrupt: bool, stats: ReadStats) -> Iterator[tuple[int, memoryview]]:
+    """Framing errors end a file (nothing after a broken frame can be trusted); with skipping, counted."""
+    try:
+        yield from iter_payloads(path)
+    except CorruptRecordError as error:
+        if not skip_corrupt:
+            raise
+        stats.skip(error)
+
+
+def _guess_level(payload: bytes | memoryview) -> str:
+    sequence = SequenceExample.FromString(payload)
+    return "frame" if len(sequence.feature_lists.feature_list) else "video"
+
+
+def _serialise(record: FrameRecord | VideoRecord) -> bytes:
+    if isinstance(record, FrameRecord):
+        message = SequenceExample()
+        context = message.context.feature
+        for name, frames, width in (("rgb", record.rgb, RGB_SIZE), ("audio", record.audio, AUDIO_SIZE)):
+            quantised = frames if frames.dtype == np.uint8 else quantize(frames)
+            if quantised.ndim != 2 or quantised.shape[1] != width:
+                raise ValueError(
+                    f"video {record.id}: {name} frames must be [T, {width}], got {quantised.shape}"
+                )
+            feature_list = message.feature_lists.feature_list[name].feature
+            for row in quantised:
+                feature_list.add().bytes_list.value.append(row.tobytes())
+        for name in ("segment_labels", "segment_start_times"):
+            if getattr(record, name) is not None:
+                context[name].int64_list.value.extend(getattr(record, name).tolist())
+        if record.segment_scores is not None:
+            context["segment_scores"].float_list.value.extend(record.segment_scores.tolist())
+    else:
+        message = Example()
+        context = message.features.feature
+        context["mean_rgb"].float_list.value.extend(np.asarray(record.mean_rgb, dtype=np.float32).tolist())
+        context["mean_audio"].float_list.value.extend(
+            np.asarray(record.mean_audio, dtype=np.float32).tolist()
+        )
+    context["id"].bytes_list.value.append(record.id.encode())
+    context["labels"].int64_list.value.extend(np.asarray(record.labels, dtype=np.int64).tolist())
+    return message.SerializeToString()
+
+
+def write_records(path: str | os.PathLike, records: Iterable[FrameRecord | VideoRecord]) -> int:
+    """Write a TFRecord file that TensorFlow reads (float frames are quantised); return the count."""
+    return write_payloads(Path(path), (_serialise(record) for record in records))
