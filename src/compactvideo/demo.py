@@ -72,6 +72,7 @@ def make_data(out: Path, options: DemoOptions) -> tuple[str, str]:
                 seed=seed,
                 max_frames=options.max_frames,
                 prefix=split,
+                vocabulary_seed=options.seed,
             )
             (folder / ".complete").write_text("")
     return str(out / "data" / "train" / "*.tfrecord"), str(out / "data" / "valid" / "*.tfrecord")
