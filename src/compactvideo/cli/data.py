@@ -6,6 +6,69 @@ Each sub-command is one ``_add_<name>`` function below, registered in :func:`reg
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
+
+
+def _run_synth(args: argparse.Namespace) -> int:
+    from compactvideo.data.synthetic import synthesize
+
+    paths = synthesize(
+        args.out_dir,
+        level=args.level,
+        videos=args.videos,
+        classes=args.classes,
+        shards=args.shards,
+        seed=args.seed,
+        difficulty=args.difficulty,
+        max_frames=args.max_frames,
+        prefix=args.prefix,
+        vocabulary_seed=args.vocabulary_seed,
+    )
+    print(f"wrote {args.videos} {args.level}-level videos in {len(paths)} shards to {args.out_dir}")
+    return 0
+
+
+def _add_synth(data_commands: argparse._SubParsersAction) -> None:
+    parser = data_commands.add_parser(
+        "synth", help="write synthetic, learnable YouTube-8M records (the real TFRecord format)"
+    )
+    parser.add_argument("out_dir", type=Path)
+    parser.add_argument("--level", choices=("frame", "video"), default="frame")
+    parser.add_argument("--videos", type=int, default=1000)
+    parser.add_argument("--classes", type=int, default=100)
+    parser.add_argument("--shards", type=int, default=4)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--vocabulary-seed",
+        type=int,
+        help="seed of the classes' prototypes (default: --seed); give splits of one data set the same one",
+    )
+    parser.add_argument(
+        "--difficulty", type=float, default=0.5, help="0 (strong, frequent label segments) to 1 (rare, weak)"
+    )
+    parser.add_argument("--max-frames", type=int, default=300)
+    parser.add_argument("--prefix", default="train", help="shard names: PREFIX0000.tfrecord ...")
+    parser.set_defaults(run=_run_synth)
+
+
+def _run_inspect(args: argparse.Namespace) -> int:
+    from compactvideo.data.inspect import format_inspection, inspect_records
+    from compactvideo.loaders import resolve_files
+
+    paths = [path for pattern in args.files for path in resolve_files(pattern)]
+    report = inspect_records(paths)
+    print(json.dumps(report, indent=2) if args.json else format_inspection(report))
+    return 1 if report["skipped"] else 0
+
+
+def _add_inspect(data_commands: argparse._SubParsersAction) -> None:
+    parser = data_commands.add_parser(
+        "inspect", help="record counts, frame-count histogram, label statistics and damaged records"
+    )
+    parser.add_argument("files", nargs="+", help="TFRecord files, globs or folders")
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.set_defaults(run=_run_inspect)
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -14,4 +77,5 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     parser.set_defaults(run=lambda args: parser.print_help() or 2)
     data_commands = parser.add_subparsers(title="data commands", metavar="COMMAND")
-    del data_commands  # the sub-commands register here
+    _add_synth(data_commands)
+    _add_inspect(data_commands)

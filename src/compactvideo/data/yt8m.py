@@ -156,6 +156,8 @@ def _feature(features, name: str, kind: str, required: bool = True):
 
 def _context(features) -> tuple[str, np.ndarray]:
     key = "id" if "id" in features.feature else "video_id"  # 2018 layout, 2017 layout
+    if key not in features.feature:
+        raise _Problem("missing feature 'id' (2018 layout) or 'video_id' (2017 layout)")
     ids = _feature(features, key, "bytes_list")
     if len(ids) != 1:
         raise _Problem(f"feature {key!r} has {len(ids)} values, expected 1")
@@ -240,12 +242,13 @@ def read_records(
     skip_corrupt: bool = False,
     level: str | None = None,
     stats: ReadStats | None = None,
+    warn: bool = True,
 ) -> Iterator[FrameRecord | VideoRecord]:
     """Yield the records of one or more files, in order.
 
     ``level`` is "frame" or "video"; by default each file's first record decides. A damaged record
     raises :class:`CorruptRecordError`; with ``skip_corrupt=True`` it is skipped and counted in
-    ``stats``, and the count is reported (a warning) when the files are exhausted.
+    ``stats``, and the count is reported (a warning, unless ``warn=False``) when the files are exhausted.
     """
     paths = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
     stats = stats if stats is not None else ReadStats()
@@ -270,7 +273,7 @@ def read_records(
                 continue
             stats.records += 1
             yield record
-    if stats.skipped:
+    if stats.skipped and warn:
         warnings.warn(stats.summary(), stacklevel=2)
 
 

@@ -1,0 +1,99 @@
+"""What a set of YouTube-8M record files holds: counts, frame counts, labels and damaged records.
+
+:func:`inspect_records` reads every file once (damaged records are counted, not fatal) and returns a
+plain dict, printed as text by :func:`format_inspection` or as JSON by the CLI.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from compactvideo.data.tfrecord import ReadStats
+from compactvideo.data.yt8m import FrameRecord, read_records
+
+FRAME_BINS = (1, 30, 60, 120, 180, 240, 300, 301)
+
+
+def inspect_records(paths: list[str | Path], top_labels: int = 10) -> dict[str, Any]:
+    """Statistics of the records in ``paths``.
+
+    Returns {"files": [{"path", "records", "skipped", "level"}], "records", "skipped", "errors"
+    (messages naming file and byte offset), "levels", "frames" (min / mean / max and a histogram over
+    ``FRAME_BINS``, frame level only), "labels" (distinct, per video min / mean / max, videos without
+    labels, the most frequent)}.
+    """
+    files, frame_counts, label_counts = [], [], Counter()
+    labels_per_video: list[int] = []
+    errors: list[str] = []
+    for path in tqdm(paths, desc="inspecting", unit="file", leave=False):
+        stats = ReadStats()
+        levels = set()
+        for record in read_records([path], skip_corrupt=True, stats=stats, warn=False):
+            levels.add("frame" if isinstance(record, FrameRecord) else "video")
+            if isinstance(record, FrameRecord):
+                frame_counts.append(record.num_frames)
+            labels_per_video.append(len(record.labels))
+            label_counts.update(record.labels.tolist())
+        errors += [str(error) for error in stats.errors]
+        files.append(
+            {"path": str(path), "records": stats.records, "skipped": stats.skipped, "level": "/".join(levels)}
+        )
+    per_video = np.array(labels_per_video or [0])
+    report: dict[str, Any] = {
+        "files": files,
+        "records": sum(f["records"] for f in files),
+        "skipped": sum(f["skipped"] for f in files),
+        "errors": errors,
+        "levels": sorted({f["level"] for f in files if f["level"]}),
+        "labels": {
+            "distinct": len(label_counts),
+            "per_video_min": int(per_video.min()),
+            "per_video_mean": float(per_video.mean()),
+            "per_video_max": int(per_video.max()),
+            "videos_without_labels": int((per_video == 0).sum()) if labels_per_video else 0,
+            "most_frequent": [[int(label), count] for label, count in label_counts.most_common(top_labels)],
+        },
+    }
+    if frame_counts:
+        counts = np.array(frame_counts)
+        histogram, _ = np.histogram(counts, bins=FRAME_BINS)
+        report["frames"] = {
+            "min": int(counts.min()),
+            "mean": float(counts.mean()),
+            "max": int(counts.max()),
+            "histogram": {
+                f"{low}-{high - 1}": int(n)
+                for low, high, n in zip(FRAME_BINS[:-1], FRAME_BINS[1:], histogram, strict=True)
+            },
+        }
+    return report
+
+
+def format_inspection(report: dict[str, Any]) -> str:
+    """A readable summary of :func:`inspect_records`."""
+    levels = ", ".join(report["levels"]) or "-"
+    lines = [
+        f"{len(report['files'])} files, {report['records']:,} records ({levels}), {report['skipped']} damaged"
+    ]
+    if "frames" in report:
+        frames = report["frames"]
+        lines.append(f"frames per video: min {frames['min']}, mean {frames['mean']:.1f}, max {frames['max']}")
+        lines += [f"  {span:>9}: {count:,}" for span, count in frames["histogram"].items()]
+    labels = report["labels"]
+    lines.append(
+        f"labels: {labels['distinct']:,} distinct; per video min {labels['per_video_min']}, "
+        f"mean {labels['per_video_mean']:.2f}, max {labels['per_video_max']}; "
+        f"{labels['videos_without_labels']} videos without labels"
+    )
+    lines.append(
+        "most frequent: " + ", ".join(f"{label} ({count})" for label, count in labels["most_frequent"])
+    )
+    if report["errors"]:
+        lines.append("damaged records:")
+        lines += [f"  {error}" for error in report["errors"]]
+    return "\n".join(lines)
