@@ -71,6 +71,37 @@ def _add_inspect(data_commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=_run_inspect)
 
 
+def _run_download(args: argparse.Namespace) -> int:
+    from compactvideo.data.download import Downloader, download_partition
+
+    report = download_partition(
+        args.partition,
+        args.out,
+        shards=args.shards,
+        mirror=args.mirror,
+        base_url=args.base_url,
+        downloader=Downloader(retries=args.retries),
+    )
+    print(
+        f"downloaded {len(report.downloaded)} files ({report.bytes / 2**20:.1f} MiB), "
+        f"{len(report.skipped)} already complete, into {args.out}"
+    )
+    return 0
+
+
+def _add_download(data_commands: argparse._SubParsersAction) -> None:
+    parser = data_commands.add_parser(
+        "download", help="download YouTube-8M shards from the official mirrors (resumable, MD5-verified)"
+    )
+    parser.add_argument("--partition", required=True, help="VERSION/LEVEL/SPLIT, e.g. 2/frame/train")
+    parser.add_argument("--shards", default="1/1", help="M/N: the M-th of N disjoint parts (default: all)")
+    parser.add_argument("--mirror", choices=("us", "eu", "asia"), default="us")
+    parser.add_argument("--out", type=Path, required=True, help="folder for the shards (run again to resume)")
+    parser.add_argument("--base-url", help="serve plan and files from here instead (a local mirror)")
+    parser.add_argument("--retries", type=int, default=5, help="per file, with exponential back-off")
+    parser.set_defaults(run=_run_download)
+
+
 def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "data", help="YouTube-8M records and video clips: inspect, synthesise, download"
@@ -79,3 +110,4 @@ def register(commands: argparse._SubParsersAction) -> None:
     data_commands = parser.add_subparsers(title="data commands", metavar="COMMAND")
     _add_synth(data_commands)
     _add_inspect(data_commands)
+    _add_download(data_commands)
