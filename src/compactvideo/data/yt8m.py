@@ -32,14 +32,13 @@ from compactvideo.data.tfrecord import CorruptRecordError, ReadStats, iter_paylo
 RGB_SIZE, AUDIO_SIZE = 1024, 128
 QUANTIZE_MIN, QUANTIZE_MAX = -2.0, 2.0
 _SCALE = (QUANTIZE_MAX - QUANTIZE_MIN) / 255.0
-_DEQUANTIZE = (np.arange(256) * _SCALE + (QUANTIZE_MAX - QUANTIZE_MIN) / 512 + QUANTIZE_MIN).astype(
-    np.float32
-)
+_DEQUANTIZE_SCALE = np.float32(_SCALE)
+_DEQUANTIZE_OFFSET = np.float32((QUANTIZE_MAX - QUANTIZE_MIN) / 512 + QUANTIZE_MIN)
 
 
 def dequantize(quantized: np.ndarray) -> np.ndarray:
-    """uint8 -> float32 with the starter code's formula (a 256-entry lookup table)."""
-    return _DEQUANTIZE[quantized]
+    """uint8 -> float32 with the starter code's formula, q * 4/255 - 1.9921875, in float32 arithmetic."""
+    return quantized.astype(np.float32) * _DEQUANTIZE_SCALE + _DEQUANTIZE_OFFSET
 
 
 def quantize(values: np.ndarray) -> np.ndarray:
