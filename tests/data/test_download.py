@@ -8,11 +8,17 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from compactvideo.cli import main
-from compactvideo.data.download import Downloader, DownloadError, download_partition, select_files
+from compactvideo.data.download import (
+    Downloader,
+    DownloadError,
+    download_partition,
+    local_name,
+    select_files,
+)
 
-FILES = {
-    f"train{name}.tfrecord": bytes([i]) * (3000 + 997 * i) for i, name in enumerate(["00", "01", "02", "03"])
-}
+CODES = {"aa": "0000", "ab": "0001", "eh": "0255", "99": "3843"}  # the official names and their indices
+FILES = {f"train{code}.tfrecord": bytes([i]) * (3000 + 997 * i) for i, code in enumerate(CODES)}
+ON_DISK = {name: f"train{CODES[name[5:7]]}.tfrecord" for name in FILES}
 
 
 class Mirror(BaseHTTPRequestHandler):
@@ -39,6 +45,9 @@ class Mirror(BaseHTTPRequestHandler):
         if name in self.wrong:
             data = data[:-1] + b"\xff"
         start = int(self.headers["Range"].split("=")[1].rstrip("-")) if self.headers.get("Range") else 0
+        if start >= len(data):
+            self.send_error(416)  # Range Not Satisfiable
+            return None
         if name in self.drop_once:
             self.drop_once.discard(name)
             self._send(data, start, cut=1000)
@@ -81,13 +90,19 @@ def test_shards_partition_the_plan_by_the_md5_of_the_name():
     assert parts[1] == expected
 
 
+def test_files_are_saved_under_the_official_four_digit_index():
+    assert [local_name(name) for name in FILES] == list(ON_DISK.values())
+    assert local_name("validate0A.tfrecord") == "validate3250.tfrecord"  # '0' is VOCAB[52], 'A' VOCAB[26]
+    assert local_name("x.tfrecord") == "x.tfrecord" and local_name("train_-.tfrecord") == "train_-.tfrecord"
+
+
 def test_download_resumes_a_dropped_connection_and_skips_finished_files(mirror, tmp_path):
-    Mirror.drop_once = {"train01.tfrecord"}
+    Mirror.drop_once = {"trainab.tfrecord"}
     report = download_partition("2/frame/train", tmp_path, "1/1", base_url=mirror, downloader=FAST)
     assert sorted(report.downloaded) == sorted(FILES) and report.bytes == sum(map(len, FILES.values()))
     for name, data in FILES.items():
-        assert (tmp_path / name).read_bytes() == data
-    assert ("/2/frame/train/train01.tfrecord", "bytes=1000-") in Mirror.requests  # resumed, not restarted
+        assert (tmp_path / ON_DISK[name]).read_bytes() == data
+    assert ("/2/frame/train/trainab.tfrecord", "bytes=1000-") in Mirror.requests  # resumed, not restarted
     assert not list(tmp_path.glob("*.part"))
 
     Mirror.requests.clear()
@@ -96,14 +111,33 @@ def test_download_resumes_a_dropped_connection_and_skips_finished_files(mirror, 
     assert Mirror.requests == []  # the plan is cached and every file verified locally
 
 
+def test_files_kept_under_the_plans_name_are_skipped_and_a_damaged_one_is_fetched_again(mirror, tmp_path):
+    (tmp_path / "trainaa.tfrecord").write_bytes(FILES["trainaa.tfrecord"])  # an older downloader's name
+    (tmp_path / "train0001.tfrecord").write_bytes(b"damaged")
+    report = download_partition("2/frame/train", tmp_path, "1/1", base_url=mirror, downloader=FAST)
+    assert report.skipped == ["trainaa.tfrecord"] and "trainab.tfrecord" in report.downloaded
+    assert (tmp_path / "train0001.tfrecord").read_bytes() == FILES["trainab.tfrecord"]
+
+
+def test_a_stale_part_file_is_resumed_or_replaced(mirror, tmp_path):
+    data = FILES["traineh.tfrecord"]
+    (tmp_path / "train0255.tfrecord.part").write_bytes(data[:500])  # an interrupted earlier run
+    (tmp_path / "train3843.tfrecord.part").write_bytes(b"x" * (len(FILES["train99.tfrecord"]) + 10))
+    download_partition("2/frame/train", tmp_path, "1/1", base_url=mirror, downloader=FAST)
+    assert ("/2/frame/train/traineh.tfrecord", "bytes=500-") in Mirror.requests
+    assert (tmp_path / "train0255.tfrecord").read_bytes() == data
+    assert (tmp_path / "train3843.tfrecord").read_bytes() == FILES["train99.tfrecord"]
+    assert ("/2/frame/train/train99.tfrecord", None) in Mirror.requests  # after a 416, from the start
+
+
 def test_a_bad_checksum_is_retried_then_reported_and_nothing_is_kept(mirror, tmp_path):
-    Mirror.wrong = {"train02.tfrecord"}
+    Mirror.wrong = {"traineh.tfrecord"}
     with pytest.raises(
-        DownloadError, match=r"train02.tfrecord: MD5 [0-9a-f]{32} after 3 downloads, the plan expects"
+        DownloadError, match=r"traineh.tfrecord: MD5 [0-9a-f]{32} after 3 downloads, the plan expects"
     ):
         download_partition("2/frame/train", tmp_path, "1/1", base_url=mirror, downloader=FAST)
-    assert not (tmp_path / "train02.tfrecord").exists() and not list(tmp_path.glob("*.part"))
-    fetched = [path for path, _ in Mirror.requests if path.endswith("train02.tfrecord")]
+    assert not (tmp_path / "train0255.tfrecord").exists() and not list(tmp_path.glob("*.part"))
+    fetched = [path for path, _ in Mirror.requests if path.endswith("traineh.tfrecord")]
     assert len(fetched) == 3
 
 
@@ -112,13 +146,17 @@ def test_cli_downloads_a_shard_subset(mirror, tmp_path, capsys):
     argv = ["data", "download", "--partition", "2/frame/train", "--shards", "2/2", "--out", str(out)]
     assert main([*argv, "--base-url", mirror]) == 0
     expected = select_files(Mirror.plan["files"], 2, 2)
-    assert sorted(p.name for p in out.glob("*.tfrecord")) == expected
+    assert sorted(p.name for p in out.glob("*.tfrecord")) == sorted(ON_DISK[name] for name in expected)
     assert f"downloaded {len(expected)} files" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(
     ("partition", "shards", "message"),
-    [("2/frames/train", "1/1", "expected VERSION/LEVEL/SPLIT"), ("2/frame/train", "3/2", "1 <= M <= N")],
+    [
+        ("2/frames/train", "1/1", "expected VERSION/LEVEL/SPLIT"),
+        ("2/frame/train", "3/2", "1 <= M <= N"),
+        ("2/frame/train", "1-2", "expected M/N"),
+    ],
 )
 def test_bad_arguments(tmp_path, partition, shards, message):
     with pytest.raises(DownloadError, match=message):

@@ -6,12 +6,16 @@ This follows the official downloader's scheme:
 - its download plan, ``BASE/VERSION/download_plans/LEVEL_SPLIT.json``, maps every file name to its MD5;
 - ``--shards M/N`` takes the files whose name's MD5, read as an integer, is congruent to M - 1 modulo N,
   so N runs with M = 1..N download disjoint parts that together cover the partition;
-- files come from the mirror ``http://MIRROR.data.yt8m.org/VERSION/LEVEL/SPLIT/NAME`` (us, eu, asia).
+- files come from the mirror ``http://MIRROR.data.yt8m.org/VERSION/LEVEL/SPLIT/NAME`` (us, eu, asia);
+- a plan names files by a two-character code from VOCAB = a-z A-Z 0-9 (``traineh.tfrecord``), saved
+  under the code's index 62 * VOCAB.index(c1) + VOCAB.index(c2) written with 4 digits
+  (``train0255.tfrecord``), so the 3844 = 62^2 shards of a split are numbered 0000..3843.
 
 Each file is written to ``NAME.part``; an interrupted transfer continues from the bytes it has with an
 HTTP Range request, failures are retried with exponential back-off, and the finished file is checked
 against the plan's MD5 before it is renamed into place (atomically). Files already present with the
-right MD5 are skipped, so a killed download is resumed by running the same command again.
+right MD5 (under either name) are skipped, so a killed download is resumed by running the same command
+again.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import http.client
 import json
 import os
 import re
+import string
 import time
 import urllib.error
 import urllib.request
@@ -35,6 +40,7 @@ from compactvideo.errors import CompactVideoError
 PLAN_BASE_URL = "http://data.yt8m.org"
 MIRRORS = ("us", "eu", "asia")
 CHUNK = 1 << 20
+VOCAB = string.ascii_lowercase + string.ascii_uppercase + string.digits
 
 
 class DownloadError(CompactVideoError):
@@ -51,10 +57,11 @@ class Partition:
 
     @classmethod
     def parse(cls, text: str) -> Partition:
-        match = re.fullmatch(r"(\d+)/(frame|video)/(train|validate|test)", text.strip("/"))
+        match = re.fullmatch(r"(\d+)/((?:frame|video)(?:_level)?)/(train|validate|test)", text.strip("/"))
         if match is None:
             raise DownloadError(
-                f"partition {text!r}: expected VERSION/LEVEL/SPLIT with LEVEL frame|video and "
+                f"partition {text!r}: expected VERSION/LEVEL/SPLIT with LEVEL frame|video "
+                "(frame_level|video_level for the 2017 data) and "
                 "SPLIT train|validate|test, e.g. 2/frame/train"
             )
         return cls(*match.groups())
@@ -85,6 +92,20 @@ def select_files(plan: dict[str, str], shard: int, num_shards: int) -> list[str]
     return sorted(chosen)
 
 
+def local_name(name: str) -> str:
+    """The name the official downloader saves ``name`` under: ``traineh.tfrecord`` -> ``train0255.tfrecord``.
+
+    The last two characters of the stem, c1 c2 in VOCAB (a-z A-Z 0-9), become the 4-digit index
+    62 * VOCAB.index(c1) + VOCAB.index(c2); a name without such a code is kept as it is.
+    """
+    stem, dot, extension = name.partition(".")
+    code = stem[-2:]
+    if len(stem) < 3 or any(character not in VOCAB for character in code):
+        return name
+    index = len(VOCAB) * VOCAB.index(code[0]) + VOCAB.index(code[1])
+    return f"{stem[:-2]}{index:04d}{dot}{extension}"
+
+
 def md5_of(path: Path) -> str:
     digest = hashlib.md5()
     with open(path, "rb") as file:
@@ -95,7 +116,7 @@ def md5_of(path: Path) -> str:
 
 @dataclass
 class DownloadReport:
-    """What a run did: files fetched, files already complete, bytes of the fetched files."""
+    """What a run did: files fetched and files already complete (the plan's names), bytes fetched."""
 
     downloaded: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
@@ -109,6 +130,13 @@ class Downloader:
     retries: int = 5
     backoff: float = 1.0
     timeout: float = 60.0
+
+    def __post_init__(self) -> None:
+        if self.retries < 0 or self.backoff < 0 or self.timeout <= 0:
+            raise DownloadError(
+                f"need retries >= 0, backoff >= 0 and timeout > 0; got {self.retries}, {self.backoff}, "
+                f"{self.timeout}"
+            )
 
     def fetch_json(self, url: str, cache: Path) -> dict:
         """The JSON at ``url``, kept in ``cache`` so a restarted download needs no network for it."""
@@ -164,9 +192,7 @@ class Downloader:
             raise
         with response:
             resumed = response.status == 206
-            with open(part, "ab" if resumed else "wb") as file:
-                if progress is not None and have and not resumed:
-                    progress.update(-have)  # the server ignored Range: start again
+            with open(part, "ab" if resumed else "wb") as file:  # a server that ignores Range: start again
                 while block := response.read(CHUNK):
                     file.write(block)
                     received += len(block)
@@ -207,8 +233,8 @@ def download_partition(
     chosen = select_files(files, shard, num_shards)
     with tqdm(total=None, unit="B", unit_scale=True, desc=f"{parsed} {shard}/{num_shards}") as progress:
         for index, name in enumerate(chosen):
-            destination = out / name
-            if destination.exists() and md5_of(destination) == files[name]:
+            destination = out / local_name(name)
+            if any(path.exists() and md5_of(path) == files[name] for path in (destination, out / name)):
                 report.skipped.append(name)
                 continue
             progress.set_postfix_str(f"file {index + 1}/{len(chosen)}: {name}")
