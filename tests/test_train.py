@@ -53,12 +53,19 @@ def test_an_existing_run_is_not_overwritten(frame_shards, tmp_path):
         train(TINY, pattern(frame_shards), tmp_path / "run", options(max_examples=4))
 
 
-def test_epochs_budget_and_validation(frame_shards, tmp_path):
-    summary = train(
-        TINY, pattern(frame_shards), tmp_path / "run", options(epochs=2), valid_pattern=str(frame_shards[0])
-    )
+def test_epochs_budget_periodic_validation_and_the_best_checkpoint(frame_shards, tmp_path):
+    run = tmp_path / "run"
+    summary = train(TINY, pattern(frame_shards), run, options(epochs=2, valid_every=3), str(frame_shards[0]))
     assert summary["examples"] == 60 and summary["valid"]["videos"] == 10
     assert summary["headline"][0] == "gap"
+    log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    validations = [(entry["gap"], entry["step"]) for entry in log if entry["kind"] == "valid"]
+    assert [step for _, step in validations] == [3, 6, 9, 12, 15, 16]
+    best_gap, best_step = max(validations, key=lambda pair: (pair[0], -pair[1]))
+    assert summary["best"]["score"] == best_gap and summary["best"]["step"] == best_step
+    assert load_checkpoint(run / "best.pt")["step"] == best_step
+    data = options(epochs=1).data
+    assert evaluate(run / "best.pt", str(frame_shards[0]), 4, data)["gap"] == pytest.approx(best_gap)
 
 
 def test_evaluate_and_predict_agree_with_the_metrics_of_the_written_predictions(frame_shards, tmp_path):

@@ -13,9 +13,11 @@ the first rank runs out of batches, so uneven shards never leave a rank waiting 
 Rank 0 writes checkpoints, the JSONL log and TensorBoard events.
 
 A checkpoint (``RUN_DIR/checkpoint.pt``, written atomically, the previous one kept) stores the model
-config, weights, optimizer, counters and RNG states; ``resume=True`` continues from it and reaches
-the same weights as an uninterrupted run: data order depends only on (seed, epoch), and the batches
-of the interrupted epoch that were already used are read again and skipped.
+config, weights, optimizer, counters and RNG states; every validation that beats the best headline
+score so far (GAP, or accuracy for clips) also writes the weights to ``RUN_DIR/best.pt``.
+``resume=True`` continues from the checkpoint and reaches the same weights as an uninterrupted run:
+data order depends only on (seed, epoch), and the batches of the interrupted epoch that were already
+used are read again and skipped.
 """
 
 from __future__ import annotations
@@ -70,12 +72,15 @@ class TrainOptions:
 
 @dataclass
 class Progress:
-    """Counters saved in checkpoints: optimizer steps, examples over all ranks, position in the data."""
+    """Counters saved in checkpoints: optimizer steps, examples over all ranks, position in the data,
+    and the best validation score so far (the headline metric) with its step."""
 
     step: int = 0
     examples: int = 0
     epoch: int = 0
     batches_in_epoch: int = 0
+    best_score: float | None = None
+    best_step: int | None = None
 
 
 def learning_rate(options: TrainOptions, examples: int) -> float:
@@ -228,18 +233,37 @@ def train(
                 options=asdict(options),
             )
 
+    validation_seconds = 0.0  # kept out of the training rate
+
     def validate() -> dict[str, float]:
+        nonlocal validation_seconds
+        validation_started = time.perf_counter()
         loader = make_loader(
             config, valid_pattern, options.data, options.batch_size, training=False, context=context
         )
         result = evaluate_loader(model, loader, task, context, max_videos=options.valid_max_videos)
         model.train()
         log.write("valid", progress, result)
+        score = headline_metric(result)[1]
+        if progress.best_score is None or score > progress.best_score:
+            progress.best_score, progress.best_step = score, progress.step
+            if context.is_main:
+                save_checkpoint(
+                    out / "best.pt",
+                    config=config.to_dict(),
+                    state_dict=model.state_dict(),
+                    step=progress.step,
+                )
+        validation_seconds += time.perf_counter() - validation_started
         return result
 
     budget = options.max_examples if options.max_examples is not None else math.inf
     bar = tqdm(total=options.max_examples, initial=progress.examples, unit="ex", disable=not context.is_main)
     started, examples_at_start = time.perf_counter(), progress.examples
+
+    def training_seconds() -> float:
+        return max(time.perf_counter() - started - validation_seconds, 1e-9)
+
     last_valid: dict[str, float] | None = None
     model.train()
     while progress.examples < budget and (options.epochs is None or progress.epoch < options.epochs):
@@ -266,7 +290,7 @@ def train(
             progress.batches_in_epoch = index + 1
             bar.update(batch_examples)
             if progress.step % options.log_every == 0:
-                rate = (progress.examples - examples_at_start) / (time.perf_counter() - started)
+                rate = (progress.examples - examples_at_start) / training_seconds()
                 values = {"loss": context.mean(loss.item()), "lr": lr, "examples_per_s": rate}
                 bar.set_postfix(loss=f"{values['loss']:.3f}", ex_s=f"{rate:.0f}")
                 log.write("train", progress, values)
@@ -282,19 +306,23 @@ def train(
             progress.epoch += 1
             progress.batches_in_epoch = 0
     bar.close()
-    elapsed = time.perf_counter() - started
-    save()
     if valid_pattern:
         last_valid = validate()
+    save()
     log.close()
     summary = {
         "steps": progress.step,
         "examples": progress.examples,
-        "examples_per_s": (progress.examples - examples_at_start) / max(elapsed, 1e-9),
+        "examples_per_s": (progress.examples - examples_at_start) / training_seconds(),
         "checkpoint": str(out / "checkpoint.pt"),
     }
     if last_valid is not None:
         summary["valid"] = last_valid
         summary["headline"] = headline_metric(last_valid)
+        summary["best"] = {
+            "score": progress.best_score,
+            "step": progress.best_step,
+            "checkpoint": str(out / "best.pt"),
+        }
     context.close()
     return summary
