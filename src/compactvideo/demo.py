@@ -49,7 +49,7 @@ class DemoOptions:
     classes: int = 100
     max_frames: int = 60
     examples: int = 16000
-    validations: int = 8
+    validations: int = 4
     batch_size: int = 64
     learning_rate: float = 2e-3
     seed: int = 0

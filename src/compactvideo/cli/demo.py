@@ -16,6 +16,7 @@ def _run_demo(args: argparse.Namespace) -> int:
         classes=args.classes,
         max_frames=args.max_frames,
         examples=args.examples,
+        validations=args.validations,
         batch_size=args.batch_size,
         seed=args.seed,
         models=tuple(args.models),
@@ -40,6 +41,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-frames", type=int, default=defaults["max_frames"])
     parser.add_argument(
         "--examples", type=int, default=defaults["examples"], help="training examples per model"
+    )
+    parser.add_argument(
+        "--validations", type=int, default=defaults["validations"], help="per model; the best is kept"
     )
     parser.add_argument("--batch-size", type=int, default=defaults["batch_size"])
     parser.add_argument("--seed", type=int, default=defaults["seed"])
