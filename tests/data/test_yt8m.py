@@ -1,13 +1,23 @@
-"""TFRecord framing and YouTube-8M parsing, checked against records built by hand from the wire formats."""
+"""YouTube-8M parsing and writing, checked against records built by hand from the protobuf wire format."""
 
 import struct
 
-import crc32c
 import numpy as np
 import pytest
 
-from compactvideo.data.tfrecord import CorruptRecordError, ReadStats, iter_payloads, masked_crc
-from compactvideo.data.yt8m import FrameRecord, VideoRecord, read_records, write_records
+from compactvideo.data import CorruptRecordError, ReadStats
+from compactvideo.data.tfrecord import frame_record as frame  # checked against hand framing in test_tfrecord
+from compactvideo.data.tfrecord import iter_payloads
+from compactvideo.data.yt8m import (
+    FrameRecord,
+    InvalidRecordError,
+    VideoRecord,
+    dequantize,
+    quantize,
+    read_records,
+    write_records,
+)
+from compactvideo.errors import CompactVideoError
 
 # ---- an independent protobuf encoder: just enough of the wire format for tf.train messages ----
 
@@ -51,17 +61,6 @@ def sequence_example(context: bytes, **lists: list[bytes]) -> bytes:
     return field(1, context) + field(2, entries)
 
 
-def frame(payload: bytes) -> bytes:
-    """TFRecord framing, with the masked CRC written out from its definition."""
-
-    def mask(data: bytes) -> int:
-        crc = crc32c.crc32c(data)
-        return ((crc >> 15 | crc << 17) + 0xA282EAD8) & 0xFFFFFFFF
-
-    length = struct.pack("<Q", len(payload))
-    return length + struct.pack("<I", mask(length)) + payload + struct.pack("<I", mask(payload))
-
-
 def dequantized(q: np.ndarray) -> np.ndarray:
     return q.astype(np.float64) * 4 / 255 - 1.9921875
 
@@ -82,10 +81,15 @@ def hand_built_video(video_id=b"ab12", labels=(3, 7), frames=3, id_key="id", rgb
 # ---- tests ----
 
 
-def test_masked_crc32c_of_the_standard_check_vector():
-    assert crc32c.crc32c(b"123456789") == 0xE3069283
-    crc = 0xE3069283
-    assert masked_crc(b"123456789") == ((crc >> 15 | crc << 17) + 0xA282EAD8) & 0xFFFFFFFF
+def test_dequantisation_is_the_starter_codes_formula_and_the_quantiser_inverts_it():
+    q = np.arange(256, dtype=np.uint8)
+    x = dequantize(q)
+    assert x.dtype == np.float32
+    # float32 q * float32(4/255) + float32(-1.9921875), as the starter code computes it: within 3 ulp
+    np.testing.assert_allclose(x, np.arange(256.0) * 4 / 255 - 1.9921875, rtol=0, atol=4e-7)
+    assert x[0] == -1.9921875 and abs(x[255] - 2.0078125) < 1e-6  # bin centres, half a bin past +-2
+    np.testing.assert_array_equal(quantize(x), q)
+    np.testing.assert_array_equal(quantize(np.array([-9.0, -2.0, 0.0, 2.0, 9.0])), [0, 0, 128, 255, 255])
 
 
 def test_hand_built_frame_level_records_are_decoded(tmp_path):
@@ -167,6 +171,37 @@ def test_write_then_read_round_trips_through_the_quantiser(tmp_path):
     np.testing.assert_array_equal(back.mean_rgb, videos[0].mean_rgb)
 
 
+def video_level(**named: bytes) -> bytes:
+    """An Example (field 1: features) holding ``named`` features."""
+    return field(1, features(**named))
+
+
+def good_video_level(key: str = "id") -> dict[str, bytes]:
+    return {
+        key: bytes_feature(b"v9"),
+        "labels": int64_feature(2, 4),
+        "mean_rgb": float_feature(*np.zeros(1024)),
+        "mean_audio": float_feature(*np.zeros(128)),
+    }
+
+
+def test_the_2017_video_level_layout_is_read(tmp_path):
+    path = tmp_path / "video.tfrecord"
+    path.write_bytes(frame(video_level(**good_video_level("video_id"))))
+    (record,) = read_records(path)
+    assert record.id == "v9" and record.labels.tolist() == [2, 4] and record.mean_audio.shape == (128,)
+
+
+def test_a_record_read_at_the_wrong_level_is_named(tmp_path):
+    payload, _, _ = hand_built_video()
+    path = tmp_path / "frames.tfrecord"
+    path.write_bytes(frame(payload))
+    with pytest.raises(CorruptRecordError, match="offset 0: missing feature 'mean_rgb'"):
+        list(read_records(path, level="video"))
+    with pytest.raises(CompactVideoError, match="level must be 'frame', 'video' or None"):
+        list(read_records(path, level="frames"))
+
+
 @pytest.fixture
 def two_records(tmp_path):
     first, _, _ = hand_built_video()
@@ -177,58 +212,106 @@ def two_records(tmp_path):
     return path, data, len(frame(first))
 
 
-def damage(path, data, position, value=None):
+def damage(path, data, position):
     damaged = bytearray(data)
-    damaged[position] ^= 0xFF if value is None else value
+    damaged[position] ^= 0xFF
     path.write_bytes(bytes(damaged))
 
 
-def test_payload_crc_mismatch_names_file_and_offset(two_records):
+def test_framing_errors_reach_the_reader_with_file_and_offset(two_records):
     path, data, second_offset = two_records
     damage(path, data, second_offset + 12 + 40)
     with pytest.raises(
         CorruptRecordError, match=rf"shard.tfrecord: record at byte offset {second_offset}: payload CRC"
     ):
         list(read_records(path))
-
-
-def test_length_crc_mismatch_and_truncation(two_records):
-    path, data, second_offset = two_records
     damage(path, data, second_offset + 1)
     with pytest.raises(CorruptRecordError, match=rf"offset {second_offset}: length CRC mismatch"):
         list(read_records(path))
     path.write_bytes(data[:-10])
     with pytest.raises(CorruptRecordError, match=rf"offset {second_offset}: file ends inside the record"):
         list(read_records(path))
-    path.write_bytes(data[: second_offset + 5])
-    with pytest.raises(CorruptRecordError, match="file ends inside a record header"):
-        list(read_records(path))
+
+
+def _with_bad_audio_frame() -> bytes:
+    rgb = [bytes_feature(bytes(1024))] * 3
+    audio = [bytes_feature(bytes(128)), bytes_feature(bytes(127)), bytes_feature(bytes(128))]
+    return sequence_example(features(id=bytes_feature(b"ef56")), rgb=rgb, audio=audio)
+
+
+FRAME_LEVEL_DAMAGE = [
+    (hand_built_video(rgb_width=1000)[0], "video ab12: frame 0 of 'rgb' has 1000 bytes, expected 1024 bytes"),
+    (_with_bad_audio_frame(), "video ef56: frame 1 of 'audio' has 127 bytes, expected 128 bytes"),
+    (
+        sequence_example(
+            features(id=bytes_feature(b"x")),
+            rgb=[field(1, field(1, bytes(1024)) + field(1, bytes(1024)))],
+            audio=[bytes_feature(bytes(128))],
+        ),
+        "video x: frame 0 of 'rgb' has 2 byte strings, expected 1024 bytes",
+    ),
+    (
+        sequence_example(
+            features(id=bytes_feature(b"x")),
+            rgb=[bytes_feature(bytes(1024))] * 2,
+            audio=[bytes_feature(bytes(128))],
+        ),
+        "video x: 2 rgb frames but 1 audio frames",
+    ),
+    (
+        sequence_example(features(labels=int64_feature(1))),
+        "missing feature 'id' \\(2018 layout\\) or 'video_id'",
+    ),
+    (sequence_example(features(id=int64_feature(4))), "feature 'id' holds int64_list, expected bytes_list"),
+    (
+        sequence_example(features(id=bytes_feature(b"x")), rgb=[bytes_feature(bytes(1024))]),
+        "video x: missing feature list 'audio'",
+    ),
+    (
+        sequence_example(
+            features(
+                id=bytes_feature(b"s"),
+                segment_labels=int64_feature(1, 2),
+                segment_start_times=int64_feature(0),
+            ),
+            **_lists(hand_built_video(frames=1)[0]),
+        ),
+        "video s: segment fields of different lengths",
+    ),
+    (b"\xff\xff\xff", "not a valid SequenceExample \\(Error parsing message"),
+]
+
+VIDEO_LEVEL_DAMAGE = [
+    (
+        video_level(**{**good_video_level(), "mean_rgb": float_feature(*np.zeros(1000))}),
+        "video v9: 'mean_rgb' has 1000 values, expected 1024",
+    ),
+    (
+        video_level(**{**good_video_level(), "mean_audio": bytes_feature(b"a")}),
+        "feature 'mean_audio' holds bytes_list, expected float_list",
+    ),
+    (
+        video_level(**{k: v for k, v in good_video_level().items() if k != "mean_audio"}),
+        "missing feature 'mean_audio'",
+    ),
+]
 
 
 @pytest.mark.parametrize(
-    ("payload", "message"),
-    [
-        (hand_built_video(rgb_width=1000)[0], "frame 0 of 'rgb' has 1000 bytes, expected 1024 bytes"),
-        (
-            sequence_example(features(labels=int64_feature(1))),
-            "missing feature 'id' \\(2018 layout\\) or 'video_id'",
-        ),
-        (
-            sequence_example(features(id=int64_feature(4))),
-            "feature 'id' holds int64_list, expected bytes_list",
-        ),
-        (
-            sequence_example(features(id=bytes_feature(b"x")), rgb=[bytes_feature(bytes(1024))]),
-            "missing feature list 'audio'",
-        ),
-    ],
+    ("level", "payload", "message"),
+    [("frame", *case) for case in FRAME_LEVEL_DAMAGE] + [("video", *case) for case in VIDEO_LEVEL_DAMAGE],
 )
-def test_malformed_records_are_named(tmp_path, payload, message):
-    good, _, _ = hand_built_video()
+def test_malformed_records_are_named_by_file_offset_and_problem(tmp_path, level, payload, message):
+    good = hand_built_video()[0] if level == "frame" else video_level(**good_video_level())
     path = tmp_path / "bad.tfrecord"
-    path.write_bytes(frame(good) + frame(payload))
-    with pytest.raises(CorruptRecordError, match=rf"offset {len(frame(good))}: .*{message}"):
-        list(read_records(path, level="frame"))
+    path.write_bytes(frame(good) + frame(payload) + frame(good))
+    with pytest.raises(
+        CorruptRecordError, match=rf"^{path}: record at byte offset {len(frame(good))}: {message}"
+    ):
+        list(read_records(path, level=level))
+    stats = ReadStats()
+    kept = list(read_records(path, level=level, skip_corrupt=True, stats=stats, warn=False))
+    assert len(kept) == 2 and (stats.records, stats.skipped) == (2, 1)  # reading goes on after the record
 
 
 def test_skip_corrupt_counts_and_reports(two_records, tmp_path):
@@ -239,3 +322,25 @@ def test_skip_corrupt_counts_and_reports(two_records, tmp_path):
         records = list(read_records([path, path], skip_corrupt=True, stats=stats))
     assert [r.id for r in records] == ["ab12", "ab12"] and stats.skipped == 2
     assert str(stats.errors[0]).startswith(f"{path}: record at byte offset {second_offset}")
+
+
+@pytest.mark.parametrize(
+    ("record", "message"),
+    [
+        (
+            FrameRecord("a", np.array([1]), np.zeros((2, 1024)), np.zeros((3, 128))),
+            "2 rgb and 3 audio frames",
+        ),
+        (FrameRecord("b", np.array([1]), np.zeros((2, 1000)), np.zeros((2, 128))), "rgb frames must be"),
+        (FrameRecord("c", np.array([1]), np.zeros((0, 1024)), np.zeros((0, 128))), "at least 1"),
+        (VideoRecord("d", np.array([1]), np.zeros(1024), np.zeros(127)), "mean_audio must be \\[128\\]"),
+    ],
+)
+def test_records_that_would_make_a_bad_file_are_refused(tmp_path, record, message):
+    good = FrameRecord("ok", np.array([0]), np.zeros((1, 1024)), np.zeros((1, 128)))
+    if isinstance(record, VideoRecord):
+        good = VideoRecord("ok", np.array([0]), np.zeros(1024), np.zeros(128))
+    with pytest.raises(InvalidRecordError, match=rf"video {record.id}: .*{message}") as info:
+        write_records(tmp_path / "out.tfrecord", [good, record])
+    assert isinstance(info.value, CompactVideoError)
+    assert list(tmp_path.iterdir()) == []

@@ -95,14 +95,21 @@ def frame_record(payload: bytes) -> bytes:
 
 
 def write_payloads(path: str | os.PathLike, payloads: Iterable[bytes]) -> int:
-    """Write records atomically (temporary file, then rename); return how many were written."""
+    """Write records atomically (temporary file, then rename); return how many were written.
+
+    If ``payloads`` raises, the temporary file is removed and ``path`` is left as it was.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.tmp")
     count = 0
-    with open(temporary, "wb") as file:
-        for payload in payloads:
-            file.write(frame_record(payload))
-            count += 1
+    try:
+        with open(temporary, "wb") as file:
+            for payload in payloads:
+                file.write(frame_record(payload))
+                count += 1
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
     os.replace(temporary, path)
     return count

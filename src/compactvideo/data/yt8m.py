@@ -28,6 +28,7 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import DecodeError
 
 from compactvideo.data.tfrecord import CorruptRecordError, ReadStats, iter_payloads, write_payloads
+from compactvideo.errors import CompactVideoError
 
 RGB_SIZE, AUDIO_SIZE = 1024, 128
 QUANTIZE_MIN, QUANTIZE_MAX = -2.0, 2.0
@@ -37,7 +38,8 @@ _DEQUANTIZE_OFFSET = np.float32((QUANTIZE_MAX - QUANTIZE_MIN) / 512 + QUANTIZE_M
 
 
 def dequantize(quantized: np.ndarray) -> np.ndarray:
-    """uint8 -> float32 with the starter code's formula, q * 4/255 - 1.9921875, in float32 arithmetic."""
+    """uint8 -> float32: q * 4/255 - 1.9921875, computed as the starter code does, float32(q) * float32(4/255)
+    + float32(-1.9921875), so within 3e-7 of the exact value (q = 0 gives -1.9921875, q = 255 2.0078125)."""
     return quantized.astype(np.float32) * _DEQUANTIZE_SCALE + _DEQUANTIZE_OFFSET
 
 
@@ -142,6 +144,10 @@ class _Problem(Exception):
     """A parsing problem; turned into CorruptRecordError with the file and offset by the reader."""
 
 
+class InvalidRecordError(CompactVideoError, ValueError):
+    """A record handed to :func:`write_records` that would not make a valid file (names the video id)."""
+
+
 def _feature(features, name: str, kind: str, required: bool = True):
     if name not in features.feature:
         if required:
@@ -174,7 +180,7 @@ def _frame_prefix(width: int) -> bytes:
 _PREFIXES = {width: np.frombuffer(_frame_prefix(width), dtype=np.uint8) for width in (RGB_SIZE, AUDIO_SIZE)}
 
 
-def _frames(lists, name: str, width: int, max_frames: int) -> np.ndarray:
+def _frames(lists, name: str, width: int, max_frames: int, video_id: str) -> np.ndarray:
     """[T, width] dequantised frames of a feature list.
 
     Fast path: a FeatureList of well-formed frames serialises to T rows of (constant field prefix,
@@ -182,7 +188,7 @@ def _frames(lists, name: str, width: int, max_frames: int) -> np.ndarray:
     the first bad frame.
     """
     if name not in lists.feature_list:
-        raise _Problem(f"missing feature list {name!r}")
+        raise _Problem(f"video {video_id}: missing feature list {name!r}")
     feature_list = lists.feature_list[name]
     prefix = _PREFIXES[width]
     stride = len(prefix) + width
@@ -196,7 +202,7 @@ def _frames(lists, name: str, width: int, max_frames: int) -> np.ndarray:
         values = frame.bytes_list.value
         if len(values) != 1 or len(values[0]) != width:
             size = f"{len(values[0])} bytes" if len(values) == 1 else f"{len(values)} byte strings"
-            raise _Problem(f"frame {index} of {name!r} has {size}, expected {width} bytes")
+            raise _Problem(f"video {video_id}: frame {index} of {name!r} has {size}, expected {width} bytes")
     frames = feature_list.feature[:max_frames]
     return dequantize(
         np.frombuffer(b"".join([f.bytes_list.value[0] for f in frames]), np.uint8).reshape(-1, width)
@@ -206,8 +212,8 @@ def _frames(lists, name: str, width: int, max_frames: int) -> np.ndarray:
 def parse_frame_record(payload: bytes | memoryview, max_frames: int = 300) -> FrameRecord:
     message = SequenceExample.FromString(payload)
     video_id, labels = _context(message.context)
-    rgb = _frames(message.feature_lists, "rgb", RGB_SIZE, max_frames)
-    audio = _frames(message.feature_lists, "audio", AUDIO_SIZE, max_frames)
+    rgb = _frames(message.feature_lists, "rgb", RGB_SIZE, max_frames, video_id)
+    audio = _frames(message.feature_lists, "audio", AUDIO_SIZE, max_frames, video_id)
     if len(rgb) != len(audio):
         raise _Problem(f"video {video_id}: {len(rgb)} rgb frames but {len(audio)} audio frames")
     if len(rgb) == 0:
@@ -220,6 +226,9 @@ def parse_frame_record(payload: bytes | memoryview, max_frames: int = 300) -> Fr
     ):
         values = _feature(message.context, name, kind, required=False)
         segments[name] = None if values is None else np.asarray(values, dtype=dtype)
+    lengths = {name: len(values) for name, values in segments.items() if values is not None}
+    if len(set(lengths.values())) > 1:
+        raise _Problem(f"video {video_id}: segment fields of different lengths {lengths}")
     return FrameRecord(video_id, labels, rgb, audio, **segments)
 
 
@@ -249,6 +258,8 @@ def read_records(
     raises :class:`CorruptRecordError`; with ``skip_corrupt=True`` it is skipped and counted in
     ``stats``, and the count is reported (a warning, unless ``warn=False``) when the files are exhausted.
     """
+    if level not in (None, "frame", "video"):
+        raise CompactVideoError(f"level must be 'frame', 'video' or None (from the file), got {level!r}")
     paths = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
     stats = stats if stats is not None else ReadStats()
     for path in paths:
@@ -257,21 +268,22 @@ def read_records(
             try:
                 if file_level is None:
                     file_level = _guess_level(payload)
-                record = (
-                    parse_frame_record(payload, max_frames)
-                    if file_level == "frame"
-                    else parse_video_record(payload)
-                )
-            except (DecodeError, _Problem) as problem:
-                error = CorruptRecordError(
-                    path, offset, str(problem) or "not a protobuf Example / SequenceExample"
-                )
-                if not skip_corrupt:
-                    raise error from None
-                stats.skip(error)
+                if file_level == "frame":
+                    record = parse_frame_record(payload, max_frames)
+                else:
+                    record = parse_video_record(payload)
+            except DecodeError as problem:
+                expected = {"frame": "SequenceExample", "video": "Example"}.get(file_level, "protobuf")
+                error = CorruptRecordError(path, offset, f"not a valid {expected} ({problem})")
+            except _Problem as problem:
+                error = CorruptRecordError(path, offset, str(problem))
+            else:
+                stats.records += 1
+                yield record
                 continue
-            stats.records += 1
-            yield record
+            if not skip_corrupt:
+                raise error from None
+            stats.skip(error)
     if stats.skipped and warn:
         warnings.warn(stats.summary(), stacklevel=2)
 
@@ -295,10 +307,15 @@ def _serialise(record: FrameRecord | VideoRecord) -> bytes:
     if isinstance(record, FrameRecord):
         message = SequenceExample()
         context = message.context.feature
+        if len(record.rgb) != len(record.audio) or len(record.rgb) == 0:
+            raise InvalidRecordError(
+                f"video {record.id}: {len(record.rgb)} rgb and {len(record.audio)} audio frames, "
+                "expected the same number, at least 1"
+            )
         for name, frames, width in (("rgb", record.rgb, RGB_SIZE), ("audio", record.audio, AUDIO_SIZE)):
             quantised = frames if frames.dtype == np.uint8 else quantize(frames)
             if quantised.ndim != 2 or quantised.shape[1] != width:
-                raise ValueError(
+                raise InvalidRecordError(
                     f"video {record.id}: {name} frames must be [T, {width}], got {quantised.shape}"
                 )
             feature_list = message.feature_lists.feature_list[name].feature
@@ -312,15 +329,22 @@ def _serialise(record: FrameRecord | VideoRecord) -> bytes:
     else:
         message = Example()
         context = message.features.feature
-        context["mean_rgb"].float_list.value.extend(np.asarray(record.mean_rgb, dtype=np.float32).tolist())
-        context["mean_audio"].float_list.value.extend(
-            np.asarray(record.mean_audio, dtype=np.float32).tolist()
-        )
+        for name, values, width in (
+            ("mean_rgb", record.mean_rgb, RGB_SIZE),
+            ("mean_audio", record.mean_audio, AUDIO_SIZE),
+        ):
+            values = np.asarray(values, dtype=np.float32)
+            if values.shape != (width,):
+                raise InvalidRecordError(f"video {record.id}: {name} must be [{width}], got {values.shape}")
+            context[name].float_list.value.extend(values.tolist())
     context["id"].bytes_list.value.append(record.id.encode())
     context["labels"].int64_list.value.extend(np.asarray(record.labels, dtype=np.int64).tolist())
     return message.SerializeToString()
 
 
 def write_records(path: str | os.PathLike, records: Iterable[FrameRecord | VideoRecord]) -> int:
-    """Write a TFRecord file that TensorFlow reads (float frames are quantised); return the count."""
+    """Write a TFRecord file that TensorFlow reads (float frames are quantised); return the count.
+
+    Raises :class:`InvalidRecordError` for a record of the wrong shape; the file is then not created.
+    """
     return write_payloads(Path(path), (_serialise(record) for record in records))
