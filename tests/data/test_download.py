@@ -163,6 +163,11 @@ def test_bad_arguments(tmp_path, partition, shards, message):
         download_partition(partition, tmp_path, shards, base_url="http://127.0.0.1:9")
 
 
+def test_a_downloader_needs_sane_settings():
+    with pytest.raises(DownloadError, match="need retries >= 0"):
+        Downloader(retries=-1)
+
+
 def test_unreachable_server_fails_after_retries(tmp_path):
     with pytest.raises(DownloadError, match=r"frame_train.json: failed after 3 tries"):
         download_partition("2/frame/train", tmp_path, base_url="http://127.0.0.1:9", downloader=FAST)

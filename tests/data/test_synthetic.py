@@ -87,3 +87,11 @@ def test_bad_arguments_are_rejected(tmp_path):
         list(synthetic_records(1, 2, level="segment"))
     with pytest.raises(CompactVideoError, match="shards must be at least 1"):
         synthesize(tmp_path, shards=0)
+    with pytest.raises(CompactVideoError, match="1 <= min_frames <= max_frames"):
+        list(synthetic_records(1, 2, min_frames=9, max_frames=8))
+
+
+def test_min_frames_fixes_the_shortest_video():
+    assert {r.num_frames for r in synthetic_records(20, 5, min_frames=7, max_frames=7)} == {7}
+    lengths = [r.num_frames for r in synthetic_records(200, 5, max_frames=40)]
+    assert min(lengths) == 10 and max(lengths) == 40  # by default from max_frames // 4

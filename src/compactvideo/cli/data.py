@@ -22,6 +22,7 @@ def _run_synth(args: argparse.Namespace) -> int:
         seed=args.seed,
         difficulty=args.difficulty,
         max_frames=args.max_frames,
+        min_frames=args.min_frames,
         prefix=args.prefix,
         vocabulary_seed=args.vocabulary_seed,
     )
@@ -48,6 +49,7 @@ def _add_synth(data_commands: argparse._SubParsersAction) -> None:
         "--difficulty", type=float, default=0.5, help="0 (strong, frequent label segments) to 1 (rare, weak)"
     )
     parser.add_argument("--max-frames", type=int, default=300)
+    parser.add_argument("--min-frames", type=int, help="shortest video (default: max-frames // 4)")
     parser.add_argument("--prefix", default="train", help="shard names: PREFIX0000.tfrecord ...")
     parser.set_defaults(run=_run_synth)
 
