@@ -44,7 +44,7 @@ DEMO_MODELS = (
 class DemoOptions:
     """The demo's data set and training budget (the defaults finish in minutes on a 2-core CPU)."""
 
-    train_videos: int = 4000
+    train_videos: int = 8000
     valid_videos: int = 1000
     classes: int = 100
     max_frames: int = 60
