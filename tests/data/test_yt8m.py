@@ -344,3 +344,53 @@ def test_records_that_would_make_a_bad_file_are_refused(tmp_path, record, messag
         write_records(tmp_path / "out.tfrecord", [good, record])
     assert isinstance(info.value, CompactVideoError)
     assert list(tmp_path.iterdir()) == []
+
+
+def _outcome(path, payload: bytes):
+    """What reading one record gives: (id, labels, rgb, audio) or the word 'corrupt'."""
+    path.write_bytes(frame(payload))
+    try:
+        (record,) = read_records(path, level="frame")
+    except CorruptRecordError:
+        return "corrupt"
+    return record.id, record.labels.tolist(), record.rgb.tobytes(), record.audio.tobytes()
+
+
+def test_the_hand_walked_wire_format_agrees_with_protobuf_on_damaged_records(tmp_path, monkeypatch):
+    """Random edits (mostly in the message structure) read the same with and without the fast walker."""
+    payload, _, _ = hand_built_video(frames=3)
+    rng = np.random.default_rng(0)
+    damaged = []
+    for _ in range(400):
+        edited = bytearray(payload)
+        position = int(rng.integers(80)) if rng.random() < 0.6 else int(rng.integers(len(payload)))
+        edit = rng.integers(3)
+        if edit == 0:
+            edited[position] = int(rng.integers(256))
+        elif edit == 1:
+            del edited[position]
+        else:
+            edited.insert(position, int(rng.integers(256)))
+        damaged.append(bytes(edited))
+    fast = [_outcome(tmp_path / "a.tfrecord", p) for p in damaged]
+    monkeypatch.setattr("compactvideo.data.yt8m._walk_sequence_example", lambda payload: None)
+    slow = [_outcome(tmp_path / "a.tfrecord", p) for p in damaged]
+    assert fast == slow
+    assert 50 < fast.count("corrupt") < 350  # both kinds of outcome were exercised
+
+
+def test_unusual_but_valid_layouts_read_like_the_usual_one(tmp_path):
+    rgb = [bytes_feature(bytes([7]) * 1024)] * 2
+    audio = [bytes_feature(bytes([9]) * 128)] * 2
+    id_part, labels_part = features(id=bytes_feature(b"u1")), features(labels=int64_feature(5))
+    lists = sequence_example(b"", rgb=rgb, audio=audio)[2:]  # field 1 (empty context) dropped
+    usual = field(1, id_part + labels_part) + lists
+    expected = _outcome(tmp_path / "a.tfrecord", usual)
+    assert expected[:2] == ("u1", [5])
+    for layout in (
+        lists + field(1, id_part + labels_part),  # feature lists first
+        field(1, id_part) + lists + field(1, labels_part),  # the context in two parts, merged
+        field(1, id_part + labels_part) + varint(3 << 3) + varint(1) + lists,  # an unknown varint field
+        field(1, id_part + labels_part) + field(9, b"\xff\xff") + lists,  # an unknown length-delimited one
+    ):
+        assert _outcome(tmp_path / "a.tfrecord", layout) == expected

@@ -12,7 +12,10 @@ the inverse of the quantiser q = round((clip(x, -2, 2) + 2) * 255 / 4). The 2019
 
 The messages are declared under our own protobuf package ``compactvideo.yt8m`` in a private descriptor
 pool, so TensorFlow (which registers ``tensorflow.Example``) can be imported in the same process. The
-wire format is TensorFlow's, field for field.
+wire format is TensorFlow's, field for field. Frame-level records are read without decoding each frame
+as a message: the SequenceExample's few enclosing fields are walked by hand, and a feature list of T
+well-formed frames, which is T rows of (the same 9-byte field prefix, the frame), is checked row
+by row and read with one ``frombuffer``; any other layout goes through protobuf.
 """
 
 from __future__ import annotations
@@ -105,7 +108,7 @@ def _message_classes() -> dict[str, type]:
     pool.Add(proto)
     return {
         name: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"compactvideo.yt8m.{name}"))
-        for name in ("Example", "SequenceExample", "Feature", "FeatureList")
+        for name in ("Example", "SequenceExample", "Features", "Feature", "FeatureList")
     }
 
 
@@ -180,40 +183,111 @@ def _frame_prefix(width: int) -> bytes:
 _PREFIXES = {width: np.frombuffer(_frame_prefix(width), dtype=np.uint8) for width in (RGB_SIZE, AUDIO_SIZE)}
 
 
-def _frames(lists, name: str, width: int, max_frames: int, video_id: str) -> np.ndarray:
-    """[T, width] dequantised frames of a feature list.
+def _varint(data: memoryview, position: int, end: int) -> tuple[int, int] | None:
+    """(value, next position) of the base-128 varint at ``position``; None if it runs past ``end``."""
+    value = shift = 0
+    while position < end and shift < 64:
+        byte = data[position]
+        value |= (byte & 0x7F) << shift
+        position += 1
+        if byte < 0x80:
+            return value, position
+        shift += 7
+    return None
 
-    Fast path: a FeatureList of well-formed frames serialises to T rows of (constant field prefix,
-    frame bytes), read with one frombuffer; anything else takes the frame-by-frame path, which names
-    the first bad frame.
+
+def _submessages(data: memoryview) -> list[tuple[int, memoryview]] | None:
+    """(field number, bytes) of every field of a message whose fields are all length-delimited.
+
+    None for anything else (another wire type, a length past the end): the caller then lets protobuf
+    parse the message, which handles every valid encoding and rejects invalid ones.
     """
-    if name not in lists.feature_list:
+    fields, position, end = [], 0, len(data)
+    while position < end:
+        tag = _varint(data, position, end)
+        if tag is None or tag[0] & 7 != 2:
+            return None
+        length = _varint(data, tag[1], end)
+        if length is None or length[1] + length[0] > end:
+            return None
+        fields.append((tag[0] >> 3, data[length[1] : length[1] + length[0]]))
+        position = length[1] + length[0]
+    return fields
+
+
+def _walk_sequence_example(payload: memoryview) -> tuple[memoryview, dict[str, memoryview]] | None:
+    """The serialised context and feature lists of a SequenceExample in the usual layout, else None.
+
+    SequenceExample = {1: context (Features), 2: feature_lists {1: entry {1: key, 2: FeatureList}}},
+    each part once: the wire format is walked by hand, without decoding the frames.
+    """
+    top = _submessages(payload)
+    numbers = [number for number, _ in top or ()]
+    if top is None or numbers.count(1) > 1 or numbers.count(2) > 1:
+        return None
+    parts = dict(top)
+    entries = _submessages(parts.get(2, payload[:0]))
+    if entries is None:
+        return None
+    lists = {}
+    for number, entry in entries:
+        fields = _submessages(entry)
+        if number != 1 or fields is None or [n for n, _ in fields] != [1, 2]:
+            return None
+        key = bytes(fields[0][1]).decode("utf-8", "replace")
+        if key in lists:
+            return None
+        lists[key] = fields[1][1]
+    return parts.get(1, payload[:0]), lists
+
+
+def _sequence_parts(payload: memoryview) -> tuple[bytes | memoryview, dict[str, bytes | memoryview]]:
+    """The serialised context and feature lists of a SequenceExample: walked by hand in the usual layout;
+    any other layout, valid or not, is parsed by protobuf (which raises DecodeError for invalid ones)."""
+    parts = _walk_sequence_example(payload)
+    if parts is not None:
+        return parts
+    message = SequenceExample.FromString(payload)
+    lists = {name: value.SerializeToString() for name, value in message.feature_lists.feature_list.items()}
+    return message.context.SerializeToString(), lists
+
+
+def _frames(
+    lists: dict[str, bytes | memoryview], name: str, width: int, max_frames: int, video_id: str
+) -> np.ndarray:
+    """[T, width] dequantised frames of a serialised FeatureList, T <= max_frames.
+
+    Fast path: a FeatureList of T well-formed frames is T rows of (the constant field prefix, the
+    frame's bytes); checking every row's prefix proves it, and one frombuffer reads the frames. Anything
+    else is parsed by protobuf, frame by frame, which names the first bad frame.
+    """
+    if name not in lists:
         raise _Problem(f"video {video_id}: missing feature list {name!r}")
-    feature_list = lists.feature_list[name]
+    wire = np.frombuffer(lists[name], dtype=np.uint8)
     prefix = _PREFIXES[width]
     stride = len(prefix) + width
-    wire = np.frombuffer(feature_list.SerializeToString(), dtype=np.uint8)
-    count = len(feature_list.feature)
-    if len(wire) == count * stride:
-        rows = wire.reshape(count, stride)[:max_frames]
-        if np.array_equal(rows[:, : len(prefix)], np.broadcast_to(prefix, (len(rows), len(prefix)))):
-            return dequantize(rows[:, len(prefix) :])
-    for index, frame in enumerate(feature_list.feature[:max_frames]):
+    if len(wire) % stride == 0:
+        rows = wire.reshape(-1, stride)
+        if (rows[:, : len(prefix)] == prefix).all():
+            return dequantize(rows[:max_frames, len(prefix) :])
+    features = _MESSAGES["FeatureList"].FromString(lists[name]).feature[:max_frames]
+    for index, frame in enumerate(features):
         values = frame.bytes_list.value
         if len(values) != 1 or len(values[0]) != width:
             size = f"{len(values[0])} bytes" if len(values) == 1 else f"{len(values)} byte strings"
             raise _Problem(f"video {video_id}: frame {index} of {name!r} has {size}, expected {width} bytes")
-    frames = feature_list.feature[:max_frames]
     return dequantize(
-        np.frombuffer(b"".join([f.bytes_list.value[0] for f in frames]), np.uint8).reshape(-1, width)
+        np.frombuffer(b"".join([f.bytes_list.value[0] for f in features]), np.uint8).reshape(-1, width)
     )
 
 
 def parse_frame_record(payload: bytes | memoryview, max_frames: int = 300) -> FrameRecord:
-    message = SequenceExample.FromString(payload)
-    video_id, labels = _context(message.context)
-    rgb = _frames(message.feature_lists, "rgb", RGB_SIZE, max_frames, video_id)
-    audio = _frames(message.feature_lists, "audio", AUDIO_SIZE, max_frames, video_id)
+    """A SequenceExample's id, labels, frames (dequantised, at most ``max_frames``) and segment fields."""
+    serialised_context, lists = _sequence_parts(memoryview(payload))
+    context = _MESSAGES["Features"].FromString(serialised_context)
+    video_id, labels = _context(context)
+    rgb = _frames(lists, "rgb", RGB_SIZE, max_frames, video_id)
+    audio = _frames(lists, "audio", AUDIO_SIZE, max_frames, video_id)
     if len(rgb) != len(audio):
         raise _Problem(f"video {video_id}: {len(rgb)} rgb frames but {len(audio)} audio frames")
     if len(rgb) == 0:
@@ -224,7 +298,7 @@ def parse_frame_record(payload: bytes | memoryview, max_frames: int = 300) -> Fr
         ("segment_start_times", "int64_list", np.int64),
         ("segment_scores", "float_list", np.float32),
     ):
-        values = _feature(message.context, name, kind, required=False)
+        values = _feature(context, name, kind, required=False)
         segments[name] = None if values is None else np.asarray(values, dtype=dtype)
     lengths = {name: len(values) for name, values in segments.items() if values is not None}
     if len(set(lengths.values())) > 1:
