@@ -25,10 +25,11 @@ def inspect_records(paths: list[str | Path], top_labels: int = 10) -> dict[str, 
     Returns {"files": [{"path", "records", "skipped", "level"}], "records", "skipped", "errors"
     (messages naming file and byte offset), "levels", "frames" (min / mean / max and a histogram over
     ``FRAME_BINS``, frame level only), "labels" (distinct, per video min / mean / max, videos without
-    labels, the most frequent)}.
+    labels, the most frequent)}, and "segments" (videos with 2019 segment labels, segments) when any.
     """
     files, frame_counts, label_counts = [], [], Counter()
     labels_per_video: list[int] = []
+    segment_videos = segments = 0
     errors: list[str] = []
     for path in tqdm(paths, desc="inspecting", unit="file", leave=False):
         stats = ReadStats()
@@ -37,11 +38,19 @@ def inspect_records(paths: list[str | Path], top_labels: int = 10) -> dict[str, 
             levels.add("frame" if isinstance(record, FrameRecord) else "video")
             if isinstance(record, FrameRecord):
                 frame_counts.append(record.num_frames)
+                if record.segment_labels is not None:
+                    segment_videos += 1
+                    segments += len(record.segment_labels)
             labels_per_video.append(len(record.labels))
             label_counts.update(record.labels.tolist())
         errors += [str(error) for error in stats.errors]
         files.append(
-            {"path": str(path), "records": stats.records, "skipped": stats.skipped, "level": "/".join(levels)}
+            {
+                "path": str(path),
+                "records": stats.records,
+                "skipped": stats.skipped,
+                "level": "/".join(sorted(levels)),
+            }
         )
     per_video = np.array(labels_per_video or [0])
     report: dict[str, Any] = {
@@ -71,6 +80,8 @@ def inspect_records(paths: list[str | Path], top_labels: int = 10) -> dict[str, 
                 for low, high, n in zip(FRAME_BINS[:-1], FRAME_BINS[1:], histogram, strict=True)
             },
         }
+    if segment_videos:
+        report["segments"] = {"videos": segment_videos, "segments": segments}
     return report
 
 
@@ -93,6 +104,10 @@ def format_inspection(report: dict[str, Any]) -> str:
     lines.append(
         "most frequent: " + ", ".join(f"{label} ({count})" for label, count in labels["most_frequent"])
     )
+    if "segments" in report:
+        lines.append(
+            f"segment labels: {report['segments']['segments']:,} in {report['segments']['videos']:,} videos"
+        )
     if report["errors"]:
         lines.append("damaged records:")
         lines += [f"  {error}" for error in report["errors"]]
