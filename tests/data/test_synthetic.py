@@ -88,7 +88,10 @@ def test_bad_arguments_are_rejected(tmp_path):
     with pytest.raises(CompactVideoError, match="shards must be at least 1"):
         synthesize(tmp_path, shards=0)
     with pytest.raises(CompactVideoError, match="1 <= min_frames <= max_frames"):
-        list(synthetic_records(1, 2, min_frames=9, max_frames=8))
+        synthetic_records(1, 2, min_frames=9, max_frames=8)  # at the call, not at the first record
+    with pytest.raises(CompactVideoError, match="classes >= 1"):
+        synthesize(tmp_path / "none", classes=0)
+    assert not (tmp_path / "none").exists()
 
 
 def test_min_frames_fixes_the_shortest_video():

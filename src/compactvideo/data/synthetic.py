@@ -127,10 +127,10 @@ def synthetic_records(
     vocabulary_seed: int | None = None,
     min_frames: int | None = None,
 ) -> Iterator[FrameRecord | VideoRecord]:
-    """Yield ``videos`` synthetic records (see the module docstring).
+    """``videos`` synthetic records, generated as they are iterated (see the module docstring).
 
     ``vocabulary_seed`` (default: ``seed``) fixes the classes' prototypes: splits of one data set share
-    it and differ in ``seed``.
+    it and differ in ``seed``. Bad arguments raise :class:`CompactVideoError` here, before any record.
     """
     if level not in ("frame", "video"):
         raise CompactVideoError(f"level must be 'frame' or 'video', got {level!r}")
@@ -145,10 +145,23 @@ def synthetic_records(
     vocabulary = Vocabulary.draw(
         classes, np.random.default_rng([vocabulary_seed if vocabulary_seed is not None else seed, 0])
     )
+    return _generate(vocabulary, videos, level, seed, difficulty, shortest, max_frames, id_prefix)
+
+
+def _generate(
+    vocabulary: Vocabulary,
+    videos: int,
+    level: str,
+    seed: int,
+    difficulty: float,
+    min_frames: int,
+    max_frames: int,
+    id_prefix: str,
+) -> Iterator[FrameRecord | VideoRecord]:
     rng = np.random.default_rng([seed, 1])
     for index in range(videos):
         labels = vocabulary.labels(rng)
-        frames = int(rng.integers(shortest, max_frames + 1))
+        frames = int(rng.integers(min_frames, max_frames + 1))
         rgb, audio = _video_frames(vocabulary, labels, frames, difficulty, rng)
         video_id = f"{id_prefix}{index:06d}"
         rgb_q, audio_q = quantize(rgb), quantize(audio)
