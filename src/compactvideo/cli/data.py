@@ -66,7 +66,9 @@ def _run_inspect(args: argparse.Namespace) -> int:
 
 def _add_inspect(data_commands: argparse._SubParsersAction) -> None:
     parser = data_commands.add_parser(
-        "inspect", help="record counts, frame-count histogram, label statistics and damaged records"
+        "inspect",
+        help="record counts, frame-count histogram, label statistics and damaged records",
+        description="Exits with status 1 when a record is damaged (each is listed with its file and offset).",
     )
     parser.add_argument("files", nargs="+", help="TFRecord files, globs or folders")
     parser.add_argument("--json", action="store_true", help="print JSON")
