@@ -218,3 +218,17 @@ def test_disk_cache_gives_the_same_clips(synthetic, tmp_path):
     os.utime(source, ns=(source.stat().st_atime_ns, source.stat().st_mtime_ns + 10**9))
     torch.testing.assert_close(again[0]["clip"], clips[0])
     assert len(list(cache.glob("*.pt"))) == 3
+
+
+def test_synth_clips_command(tmp_path, capsys):
+    from compactvideo.cli import main
+
+    out = tmp_path / "swings"
+    args = ["data", "synth-clips", str(out), "--videos-per-class", "1", "--frames", "4", "--size", "32x16"]
+    assert main([*args, "--no-depth", "--classes", "3"]) == 0
+    assert capsys.readouterr().out.startswith("wrote 3 ")
+    dataset = ClipDataset(out, frames=4, height=16, width=32, in_channels=3)
+    assert dataset.classes == ["swing_000", "swing_120", "swing_240"]
+    assert not list(out.rglob("*.depth.mp4"))
+    with pytest.raises(SystemExit):
+        main(["data", "synth-clips", str(out), "--size", "32by16"])

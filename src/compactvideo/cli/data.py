@@ -106,6 +106,53 @@ def _add_download(data_commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=_run_download)
 
 
+def _size(text: str) -> tuple[int, int]:
+    width, _, height = text.lower().partition("x")
+    if not (width.isdigit() and height.isdigit()):
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 160x120, got {text!r}")
+    return int(width), int(height)
+
+
+def _run_synth_clips(args: argparse.Namespace) -> int:
+    from compactvideo.data.synthetic_clips import synthesize_clips
+
+    truth = synthesize_clips(
+        args.out_dir,
+        classes=args.classes,
+        videos_per_class=args.videos_per_class,
+        frames=args.frames,
+        size=args.size,
+        depth=args.depth,
+        seed=args.seed,
+        distractors=args.distractors,
+    )
+    print(
+        f"wrote {len(truth['videos'])} {truth['codec']} videos ({', '.join(truth['classes'])}; "
+        f"{args.frames} frames of {args.size[0]}x{args.size[1]}{', with depth' if args.depth else ''}) "
+        f"to {args.out_dir}"
+    )
+    return 0
+
+
+def _add_synth_clips(data_commands: argparse._SubParsersAction) -> None:
+    parser = data_commands.add_parser(
+        "synth-clips",
+        help="write encoded videos of a learnable swing task (direction of motion is the class), "
+        "one folder per class",
+    )
+    parser.add_argument("out_dir", type=Path)
+    parser.add_argument("--classes", type=int, default=2, help="2: backhand, forehand; more: swing angles")
+    parser.add_argument("--videos-per-class", type=int, default=20)
+    parser.add_argument("--frames", type=int, default=36)
+    parser.add_argument("--size", type=_size, default=(160, 120), help="WIDTHxHEIGHT, both even")
+    parser.add_argument(
+        "--depth", action=argparse.BooleanOptionalAction, default=True, help="write NAME.depth.mp4 too"
+    )
+    parser.add_argument("--distractors", type=int, default=4, help="at most this many moving shapes")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.set_defaults(run=_run_synth_clips)
+
+
 def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "data", help="YouTube-8M records and video clips: inspect, synthesise, download"
@@ -115,3 +162,4 @@ def register(commands: argparse._SubParsersAction) -> None:
     _add_synth(data_commands)
     _add_inspect(data_commands)
     _add_download(data_commands)
+    _add_synth_clips(data_commands)
