@@ -153,7 +153,7 @@ class CirculantLinear(nn.Module):
         else:
             self.diagonals = None
         self.bias = nn.Parameter(torch.zeros(out_features)) if bias else None
-        self._spectrum_cache: tuple[tuple, torch.Tensor] | None = None
+        self._spectrum_cache: tuple[tuple, tuple[torch.Tensor, ...]] | None = None
         self.reset_parameters(generator)
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
@@ -179,14 +179,19 @@ class CirculantLinear(nn.Module):
             f"diagonal={self.diagonal_mode!r}, blocks={self.blocks}, bias={self.bias is not None}"
         )
 
-    def _column_spectra(self, dtype: torch.dtype) -> torch.Tensor:
-        """rfft of every circulant column, [blocks, factors, n // 2 + 1]; cached in eval mode."""
+    def _column_spectra(self, dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
+        """rfft of each factor's circulant columns, one [blocks, n // 2 + 1] tensor per factor; cached in
+        eval mode. One transform per factor (rather than slicing one complex tensor) keeps exported
+        graphs free of complex indexing, which ONNX cannot express."""
         if self.training or torch.compiler.is_compiling():
-            return torch.fft.rfft(self.columns.to(dtype))
+            return self._spectra(dtype)
         key = (self.columns._version, self.columns.data_ptr(), self.columns.device, dtype)
         if self._spectrum_cache is None or self._spectrum_cache[0] != key:
-            self._spectrum_cache = (key, torch.fft.rfft(self.columns.to(dtype)))
+            self._spectrum_cache = (key, self._spectra(dtype))
         return self._spectrum_cache[1]
+
+    def _spectra(self, dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
+        return tuple(torch.fft.rfft(self.columns[:, k].to(dtype)) for k in range(self.factors))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] != self.in_features:
@@ -204,7 +209,7 @@ class CirculantLinear(nn.Module):
             if differentiable:
                 z = _CircularConvolution.apply(z, self.columns[:, k].to(dtype))
             else:
-                z = torch.fft.irfft(torch.fft.rfft(z) * spectra[:, k], n=n)
+                z = torch.fft.irfft(torch.fft.rfft(z) * spectra[k], n=n)
         y = z.flatten(-2)[..., : self.out_features]
         if self.bias is not None:
             y = y + self.bias.to(dtype)
