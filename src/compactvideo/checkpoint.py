@@ -1,7 +1,8 @@
 """Checkpoints: ``torch.save`` dicts written atomically, read back with a clear error when damaged.
 
 A checkpoint holds ``config`` (the model config as a plain dict, so the model can be rebuilt from the
-file alone), ``state_dict`` and, for training runs, ``optimizer``, ``step``, ``examples_seen`` and ``rng``.
+file alone), ``state_dict`` and, for training runs, ``optimizer``, ``step``, ``examples_seen`` and ``rng``;
+``quantized: True`` marks int8 weights (see :mod:`compactvideo.quantize`).
 Writing goes to a temporary file in the same folder, is flushed to disk, then renamed over the target:
 a crash leaves either the old or the new file, never half of one. :func:`save_checkpoint` with
 ``keep_previous=True`` also keeps the file it replaces as ``<name>.prev.pt``, and
@@ -95,9 +96,10 @@ def load_latest_checkpoint(
 def load_trained_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> torch.nn.Module:
     """Rebuild the model a checkpoint describes, load its weights, and put it in eval mode on ``device``."""
     from compactvideo.models import build_model, config_from_dict
+    from compactvideo.quantize import restore_quantized
 
     checkpoint = load_checkpoint(path)
-    model = build_model(config_from_dict(checkpoint["config"]))
+    model = restore_quantized(build_model(config_from_dict(checkpoint["config"])), checkpoint)
     try:
         model.load_state_dict(checkpoint["state_dict"])
     except RuntimeError as error:
