@@ -97,6 +97,11 @@ def _run_profile(args: argparse.Namespace) -> int:
             "theoretical": base["flops"] / new["flops"],
             "measured": base["latency_ms"] / new["latency_ms"],
         }
+    if args.runtimes:
+        from compactvideo.export import runtime_latencies
+
+        model, _ = models["model"]
+        result["runtimes"] = runtime_latencies(model, _inputs(model, args.input_shape))
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
@@ -113,6 +118,13 @@ def _run_profile(args: argparse.Namespace) -> int:
             f"speed-up: parameters x{speed['parameters']:.2f}, "
             f"theoretical (FLOPs) x{speed['theoretical']:.2f}, measured x{speed['measured']:.2f}"
         )
+    if args.runtimes:
+        runtimes = result["runtimes"]
+        print(
+            f"runtimes (model, batch 1, 1 thread): eager {runtimes['eager_ms']:.2f} ms, "
+            f"onnxruntime {runtimes['onnx_ms']:.2f} ms ({runtimes['onnx_bytes']:,} bytes), "
+            f"pt2 {runtimes['pt2_ms']:.2f} ms ({runtimes['pt2_bytes']:,} bytes)"
+        )
     return 0
 
 
@@ -128,5 +140,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds (median kept)")
     parser.add_argument("--repeats", type=int, default=5, help="timed calls per model and round")
     parser.add_argument("--plain", action="store_true", help="switch off the Tucker layers' fast CPU path")
+    parser.add_argument(
+        "--runtimes",
+        action="store_true",
+        help="also export the model (ONNX, .pt2; verified) and time onnxruntime and the .pt2 program",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.set_defaults(run=_run_profile)
