@@ -11,7 +11,7 @@ with the frame, W x H; every video is F frames at 18 fps, the THETIS rate):
   from one end of the chord (u = (cos phi, sin phi), half-length a_x ~ U(0.25, 0.38) W) to the other,
   bulging by b ~ U(0.1, 0.25) H towards a random side n of the chord (either normal, a coin flip), with
   centre c jittered by up to 0.08 W, 0.08 H around the frame centre. Its phase advances at a constant
-  rate, s_t = (s_0 + t / P) mod 1, with period P ~ U(0.7, 1.3) F frames and s_0 ~ U(0, 1): it wraps
+  rate, s_t = (s_0 + t / P) mod 1, with period P ~ U(1.4, 2.6) s (25 to 47 frames) and s_0 ~ U(0, 1): it wraps
   from the chord's end back to its start. Since s_t is uniform at every t and the two classes of a pair
   differ only in the sense of travel along the same set of arcs, **a single frame has the same
   distribution for both directions**: only motion tells forehand from backhand.
@@ -109,7 +109,7 @@ def render_video(
     half_chord, bulge = rng.uniform(0.25, 0.38) * width, rng.uniform(0.1, 0.25) * height
     radius = rng.uniform(0.05, 0.08) * height
     racket_colour = rng.uniform(0.8, 1.0, 3)
-    period, phase = rng.uniform(0.7, 1.3) * frames, rng.uniform()
+    period, phase = rng.uniform(1.4, 2.6) * FPS, rng.uniform()
 
     objects = []
     for _ in range(int(rng.integers(0, distractors + 1))):
