@@ -51,7 +51,9 @@ class DemoOptions:
     examples: int = 16000
     validations: int = 4
     batch_size: int = 64
-    learning_rate: float = 2e-3
+    learning_rate: float = 3e-3
+    lr_decays: int = 4
+    lr_decay: float = 0.5
     seed: int = 0
     models: tuple[str, ...] = DEMO_MODELS
 
@@ -113,6 +115,8 @@ def run_model(name: str, out: Path, options: DemoOptions, train_pattern: str, va
     train_options = TrainOptions(
         batch_size=options.batch_size,
         learning_rate=options.learning_rate,
+        lr_decay=options.lr_decay,
+        lr_decay_examples=max(1, options.examples // (options.lr_decays + 1)),
         max_examples=options.examples,
         seed=options.seed,
         log_every=10,

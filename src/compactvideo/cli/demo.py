@@ -17,6 +17,7 @@ def _run_demo(args: argparse.Namespace) -> int:
         max_frames=args.max_frames,
         examples=args.examples,
         validations=args.validations,
+        learning_rate=args.learning_rate,
         batch_size=args.batch_size,
         seed=args.seed,
         models=tuple(args.models),
@@ -46,6 +47,9 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--validations", type=int, default=defaults["validations"], help="per model; the best is kept"
     )
     parser.add_argument("--batch-size", type=int, default=defaults["batch_size"])
+    parser.add_argument(
+        "--learning-rate", type=float, default=defaults["learning_rate"], help="halved 4 times in the budget"
+    )
     parser.add_argument("--seed", type=int, default=defaults["seed"])
     parser.add_argument("--models", nargs="+", default=list(defaults["models"]), help="presets to train")
     parser.set_defaults(run=_run_demo)
