@@ -51,7 +51,7 @@ class DemoOptions:
     examples: int = 16000
     validations: int = 4
     batch_size: int = 64
-    learning_rate: float = 3e-3
+    learning_rate: float = 6e-3
     lr_decays: int = 4
     lr_decay: float = 0.5
     seed: int = 0
