@@ -43,6 +43,7 @@ from torch import nn
 from compactvideo.errors import CompactVideoError
 from compactvideo.nn.circulant import BlockCirculantLinear, CirculantLinear
 from compactvideo.nn.tucker import set_fast_path
+from compactvideo.profile import measure_latency, model_bytes
 
 FORMATS = ("onnx", "pt2")
 CIRCULANT_MODES = ("fft", "dense")
@@ -70,7 +71,11 @@ class Check:
 
 @dataclass
 class ExportReport:
-    """What :func:`export_model` wrote and how well it matched the PyTorch model."""
+    """What :func:`export_model` wrote and how well it matched the PyTorch model.
+
+    ``bytes``: the file (and its external data, if any); ``parameter_bytes``: the float32 parameters and
+    buffers (batch-norm statistics) of the model, what its checkpoint stores.
+    """
 
     file: Path
     format: str
@@ -370,13 +375,12 @@ def export_model(
     if verify_data is not None:
         cases += data_inputs(config, verify_data)
     checks = verify_export(model, out, format, cases, tolerance)
-    parameter_bytes = sum(p.numel() for p in model.parameters()) * 4
     size = out.stat().st_size + (external.stat().st_size if external is not None else 0)
     return ExportReport(
         file=out,
         format=format,
         bytes=size,
-        parameter_bytes=parameter_bytes,
+        parameter_bytes=model_bytes(model),
         circulant_as=circulant_as,
         opset=opset if format == "onnx" else None,
         input_names=names,
@@ -428,8 +432,6 @@ def runtime_latencies(
     ``{"eager_ms", "onnx_ms", "pt2_ms", "onnx_bytes", "pt2_bytes", "parameter_bytes"}`` (median ms).
     The caller's torch thread count is restored afterwards.
     """
-    from compactvideo.profile import measure_latency
-
     tensors = [t[:1] for t in example_inputs if t is not None]
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
