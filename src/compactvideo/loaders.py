@@ -23,7 +23,7 @@ from compactvideo.errors import CompactVideoError
 
 @dataclass
 class LoaderOptions:
-    """How records become batches (see compactvideo.data.datasets for each option's meaning)."""
+    """How records (or clips) become batches: see compactvideo.data.datasets and compactvideo.data.clips."""
 
     frame_sampling: str = "auto"
     frames: int = 30
@@ -35,6 +35,8 @@ class LoaderOptions:
     shuffle_buffer: int = 1024
     num_workers: int = 0
     skip_corrupt: bool = False
+    clip_sampling: str = "center"
+    clip_cache: str | None = None
 
 
 def resolve_files(pattern: str) -> list[Path]:

@@ -53,6 +53,17 @@ def add_loader_options(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="skip damaged records (counted and reported) instead of failing",
     )
+    group.add_argument(
+        "--clip-sampling",
+        choices=("center", "uniform"),
+        default=defaults.clip_sampling,
+        help="clip models: T consecutive frames around the middle, or T frames spread over the video",
+    )
+    group.add_argument(
+        "--clip-cache",
+        default=defaults.clip_cache,
+        help="clip models: 'memory', or a folder for decoded clips (default: decode every epoch)",
+    )
 
 
 def loader_options(args: argparse.Namespace) -> LoaderOptions:

@@ -303,8 +303,8 @@ def make_clip_loader(
         height=config.height,
         width=config.width,
         in_channels=config.in_channels,
-        sampling=getattr(options, "clip_sampling", "center"),
-        cache=getattr(options, "clip_cache", None),
+        sampling=options.clip_sampling,
+        cache=options.clip_cache,
     )
     if len(dataset.classes) != config.num_classes:
         raise ClipFolderError(
