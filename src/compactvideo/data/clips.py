@@ -293,8 +293,8 @@ def make_clip_loader(
     """Batches of this rank's share of the clips under ``root`` for a clip model ``config``.
 
     The clip shape comes from the config (``in_channels``, ``frames``, ``height``, ``width``);
-    ``options`` is a :class:`compactvideo.loaders.LoaderOptions`: ``num_workers``, and, where it has them,
-    ``clip_sampling`` ("center" unless given) and ``clip_cache`` (None, "memory" or a folder).
+    ``options`` is a :class:`compactvideo.loaders.LoaderOptions`: ``num_workers``, ``clip_sampling``
+    ("center" or "uniform") and ``clip_cache`` (None, "memory" or a folder).
     Training order is a permutation seeded by (seed, epoch); evaluation keeps the folder order.
     """
     dataset = ClipDataset(
