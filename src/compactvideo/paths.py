@@ -36,6 +36,8 @@ def check_file_name(name: object) -> str:
         raise UnsafePathError(f"{name!r}: expected a file name (a string), got {type(name).__name__}")
     if name in ("", ".", ".."):
         raise UnsafePathError(f"{name!r}: expected a file name, got an empty name or a folder reference")
+    if name.startswith(("/", "\\")):
+        raise UnsafePathError(f"{name!r}: expected a plain file name, got an absolute path")
     if "/" in name or "\\" in name:
         raise UnsafePathError(f"{name!r}: expected a plain file name, got a path (it holds a separator)")
     if ntpath.splitdrive(name)[0]:
