@@ -21,6 +21,7 @@ from compactvideo.data.synthetic_clips import render_video, synthesize_clips, wr
 from compactvideo.distributed import DistributedContext
 from compactvideo.loaders import LoaderOptions
 from compactvideo.models.clip import ClipConfig
+from compactvideo.paths import UnsafePathError
 
 FRAMES, WIDTH, HEIGHT = 16, 40, 32
 
@@ -218,6 +219,26 @@ def test_disk_cache_gives_the_same_clips(synthetic, tmp_path):
     os.utime(source, ns=(source.stat().st_atime_ns, source.stat().st_mtime_ns + 10**9))
     torch.testing.assert_close(again[0]["clip"], clips[0])
     assert len(list(cache.glob("*.pt"))) == 3
+
+
+def test_the_disk_cache_writes_and_reads_only_inside_its_folder(synthetic, tmp_path):
+    root, _ = synthetic
+    cache, outside = tmp_path / "cache", tmp_path / "outside"
+    outside.mkdir()
+    ClipDataset(root, 8, 16, 20, cache=cache).decoded(0)
+    (entry,) = cache.iterdir()
+    entry.unlink()
+    partial = cache / f"{entry.stem}.{os.getpid()}.tmp"
+    os.symlink(outside / "planted", partial)  # a link where the clip would be written first
+    with pytest.raises(UnsafePathError, match=rf"{partial.name}: leads to .*outside"):
+        ClipDataset(root, 8, 16, 20, cache=cache).decoded(0)
+    partial.unlink()
+    (outside / "other.pt").write_bytes(b"not a clip")
+    os.symlink(outside / "other.pt", entry)  # a link where the clip would be read
+    with pytest.raises(UnsafePathError, match=rf"{entry.name}: leads to .*outside"):
+        ClipDataset(root, 8, 16, 20, cache=cache).decoded(0)
+    assert sorted(p.name for p in outside.iterdir()) == ["other.pt"]
+    assert (outside / "other.pt").read_bytes() == b"not a clip"
 
 
 def test_synth_clips_command(tmp_path, capsys):

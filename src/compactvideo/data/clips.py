@@ -21,7 +21,8 @@ A clip is the uint8 frames scaled to [0, 1] floats, laid out [C, T, H, W]; a bat
 ``{"clip": float32 [B, C, T, H, W], "label": int64 [B], "ids": list[str]}`` (ids are ``class/name``), what
 :class:`compactvideo.tasks.SingleLabelTask` reads. Clips are decoded when first read; ``cache="memory"``
 keeps decoded uint8 clips for the dataset's lifetime, a folder keeps them on disk across runs (keyed by
-file, size, modification time and the sampling).
+file, size, modification time and the sampling). Cache files are named by a SHA-256 of that key and
+checked to lead inside the cache folder, links followed, before they are read or written.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from tqdm.auto import tqdm
 
 from compactvideo.distributed import DistributedContext
 from compactvideo.errors import CompactVideoError
+from compactvideo.paths import contained_path
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
@@ -236,7 +238,7 @@ class ClipDataset(Dataset):
                 stat = path.stat()
                 key[name] = [str(path.resolve()), stat.st_size, stat.st_mtime_ns]
         digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:32]
-        return self.cache_dir / f"{digest}.pt"
+        return contained_path(self.cache_dir, f"{digest}.pt")
 
     def decoded(self, index: int) -> torch.Tensor:
         """Clip ``index`` as decoded uint8 [C, T, H, W], from the cache when it is there."""
@@ -249,7 +251,7 @@ class ClipDataset(Dataset):
         else:
             clip = load_clip(source, self.frames, self.height, self.width, self.sampling, self.grey)
             if path is not None:
-                partial = path.with_suffix(f".{os.getpid()}.tmp")
+                partial = contained_path(self.cache_dir, f"{path.stem}.{os.getpid()}.tmp")
                 torch.save(clip, partial)
                 os.replace(partial, path)
         if self.memory is not None:
