@@ -8,10 +8,11 @@ be asked for again, so what a reader holds is the bytes between its last release
 - Local files (plain paths and ``file://`` URLs) are memory-mapped. Released pages are handed back
   with ``madvise(MADV_DONTNEED)``: they stay in the page cache but leave the process's resident set, so
   reading a 400 MB shard does not grow the reader by 400 MB.
-- Remote files (any other fsspec URL) are read in ``chunk_bytes`` range requests. Each request's length
-  is checked against the file's size, and a failed or short transfer is retried ``attempts`` times with
-  exponential back-off (``backoff_s``, then twice that, ...); after that :class:`ShardReadError` names
-  the URL and the byte range. A dropped connection never ends a shard early without an error.
+- Remote files (any other fsspec URL) are read in range requests of :data:`CHUNK_BYTES`. Each request's
+  length is checked against the file's size, and a failed or short transfer is tried :data:`ATTEMPTS`
+  times in all, with exponential back-off (:data:`BACKOFF_S`, then twice that, ...); after that
+  :class:`ShardReadError` names the URL and the byte range. A dropped connection never ends a shard
+  early without an error.
 """
 
 from __future__ import annotations
@@ -97,12 +98,10 @@ class MappedShard:
 
 
 class RemoteShard:
-    """A file behind an fsspec URL, read in checked, retried range requests of ``chunk_bytes``."""
+    """A file behind an fsspec URL, read in checked, retried range requests of CHUNK_BYTES."""
 
-    def __init__(
-        self, url: str, chunk_bytes: int = CHUNK_BYTES, attempts: int = ATTEMPTS, backoff_s: float = BACKOFF_S
-    ) -> None:
-        self.name, self.chunk_bytes, self.attempts, self.backoff_s = url, chunk_bytes, attempts, backoff_s
+    def __init__(self, url: str) -> None:
+        self.name, self.chunk_bytes, self.attempts, self.backoff_s = url, CHUNK_BYTES, ATTEMPTS, BACKOFF_S
         self._fs, self._path = filesystem(url)
         self.size = self._retrying(lambda: self._fs.size(self._path), "reading its size")
         self._buffer, self._start, self._released = b"", 0, 0  # the window holds [_start, _start + len)
