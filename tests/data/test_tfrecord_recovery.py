@@ -242,6 +242,10 @@ def test_labels_outside_the_classes_are_damaged_records(tmp_path, shard):
         (offsets[6], offsets[7] - offsets[6]),
         (offsets[7], offsets[8] - offsets[7]),
     ]
+    with pytest.raises(
+        TooManySkippedError, match=rf"(?s)skipped 2 damaged .* offset {offsets[6]}: video video6"
+    ):
+        list(read_records(path, skip_corrupt=True, warn=False, num_classes=16, max_skipped=1))
 
 
 def test_max_skipped_stops_a_read_damaged_beyond_the_threshold(tmp_path, shard):
