@@ -220,10 +220,12 @@ def test_a_file_that_is_not_a_tfrecord_is_one_skip(tmp_path):
 
 
 def test_the_vectorised_length_crcs_equal_crc32c():
-    windows = np.random.default_rng(3).integers(0, 256, (500, 8), dtype=np.uint8)
-    windows[0] = 0
-    expected = [mask(crc32c.crc32c(row.tobytes())) for row in windows]
-    assert length_crcs(windows).tolist() == expected
+    data = np.random.default_rng(3).integers(0, 256, 600, dtype=np.uint8)
+    data[:20] = 0
+    expected = [mask(crc32c.crc32c(data[p : p + 8].tobytes())) for p in range(len(data) - 7)]
+    assert length_crcs(data).tolist() == expected
+    positions = np.array([0, 5, 17, 300, 592])
+    assert length_crcs(data, positions).tolist() == [expected[p] for p in positions]
 
 
 def test_labels_outside_the_classes_are_damaged_records(tmp_path, shard):

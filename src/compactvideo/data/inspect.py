@@ -80,8 +80,8 @@ def format_inspection(report: dict[str, Any]) -> str:
     """A readable summary of :func:`inspect_records`."""
     levels = ", ".join(report["levels"]) or "-"
     lines = [
-        f"{len(report['files'])} files, {report['records']:,} records ({levels}), {report['skipped']} damaged "
-        f"({report['skipped_bytes']:,} bytes skipped)"
+        f"{len(report['files'])} files, {report['records']:,} records ({levels}), "
+        f"{report['skipped']} damaged ({report['skipped_bytes']:,} bytes skipped)"
     ]
     if "frames" in report:
         frames = report["frames"]

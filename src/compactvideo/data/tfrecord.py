@@ -21,7 +21,7 @@ counts it there, losing nothing intact:
 The search for that offset is vectorised. CRC32C is affine over GF(2): for 8-byte strings,
 CRC32C(x) = CRC32C(0^8) xor T_0[x_0] xor ... xor T_7[x_7], where T_i[v] = CRC32C(v at byte i, zeros
 elsewhere) xor CRC32C(0^8). So the length CRCs of every position of a window are 8 table look-ups per
-position in numpy, after a cheaper filter on the length itself.
+position in numpy, after a cheaper filter on the length itself (under 1 TiB).
 """
 
 from __future__ import annotations
@@ -29,11 +29,11 @@ from __future__ import annotations
 import os
 import struct
 from collections.abc import Iterable, Iterator
+from functools import reduce
 from pathlib import Path
 
 import crc32c
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from compactvideo.data.damage import CorruptRecordError, ReadStats
 from compactvideo.data.shards import Shard, open_shard
@@ -43,7 +43,6 @@ _FOOTER = struct.Struct("<I")
 _MASK_DELTA = 0xA282EAD8
 FRAMING_BYTES = _HEADER.size + _FOOTER.size  # a record's bytes besides its payload
 SCAN_BYTES = 2**20  # header positions searched per numpy pass while resynchronising
-_UNKNOWN_SIZE_LIMIT = 2**62  # largest length a candidate header may announce when the file size is unknown
 
 
 def _mask(crc: int | np.ndarray) -> int | np.ndarray:
@@ -62,11 +61,15 @@ _BYTE_TABLES = np.array(  # T_i[v] of the module docstring
 ) ^ np.uint32(_ZEROS_CRC)
 
 
-def length_crcs(windows: np.ndarray) -> np.ndarray:
-    """Masked CRC32C of each row of a [k, 8] uint8 array, vectorised (see the module docstring)."""
-    crc = np.full(len(windows), _ZEROS_CRC, dtype=np.uint32)
+def length_crcs(data: np.ndarray, positions: np.ndarray | None = None) -> np.ndarray:
+    """Masked CRC32C of the 8 bytes at each of ``positions`` of a uint8 array (at every position that has
+    8 bytes when None), vectorised by the byte tables of the module docstring."""
+    count = len(data) - 7 if positions is None else len(positions)
+    crc = np.full(count, _ZEROS_CRC, dtype=np.uint32)
     for index in range(8):
-        crc ^= _BYTE_TABLES[index][windows[:, index]]
+        crc ^= _BYTE_TABLES[index][
+            data[index : index + count] if positions is None else data[positions + index]
+        ]
     return _mask(crc)
 
 
@@ -143,23 +146,29 @@ def _resynchronise(shard: Shard, start: int) -> int:
 
 
 def _header_candidates(window: memoryview, base: int, size: int | None) -> list[int]:
-    """File offsets in ``window`` (which starts at ``base``) of headers whose length CRC holds and
-    whose announced record fits in the file."""
+    """File offsets in ``window`` (which starts at ``base``) of headers whose length CRC holds and whose
+    announced record fits in the file (and is under 1 TiB: the length's top three bytes are zero)."""
     count = len(window) - _HEADER.size + 1
     if size is not None:
         count = min(count, size - base - FRAMING_BYTES + 1)
     if count <= 0:
         return []
     data = np.frombuffer(window, dtype=np.uint8)
-    lengths = np.ndarray((count,), dtype="<u8", buffer=data, strides=(1,))
-    if size is None:
-        fits = lengths <= np.uint64(_UNKNOWN_SIZE_LIMIT)
-    else:  # record at base + p: 12 + length + 4 bytes must fit in the size - (base + p) left
-        fits = lengths <= np.uint64(size - base - FRAMING_BYTES) - np.arange(count, dtype=np.uint64)
-    positions = np.flatnonzero(fits)
+    positions = np.flatnonzero((data[5 : 5 + count] | data[6 : 6 + count] | data[7 : 7 + count]) == 0)
+    dense = len(positions) > count // 8  # zero-filled damage, zero-rich payloads: whole-window arithmetic
+    if dense:  # an all-zero header never holds (the masked CRC32C of 8 zero bytes is not 0)
+        others = reduce(np.bitwise_or, [data[i : i + count] for i in (0, 1, 2, 3, 4, 8, 9, 10, 11)])
+        positions = positions[others[positions] != 0]
+    if len(positions) > count // 8:
+        crcs = length_crcs(data[: count + 7])[positions]
+    else:
+        crcs = length_crcs(data, positions)
     stored = np.ndarray((count,), dtype="<u4", buffer=data, offset=8, strides=(1,))[positions]
-    valid = length_crcs(sliding_window_view(data, 8)[positions]) == stored
-    return (base + positions[valid]).tolist()
+    positions = positions[crcs == stored]
+    if size is not None:  # record at base + p: 12 + length + 4 bytes must fit in the size - (base + p) left
+        lengths = np.ndarray((count,), dtype="<u8", buffer=data, strides=(1,))[positions]
+        positions = positions[lengths <= np.uint64(size - base - FRAMING_BYTES) - positions.astype(np.uint64)]
+    return (base + positions).tolist()
 
 
 def frame_record(payload: bytes) -> bytes:
