@@ -26,21 +26,30 @@ class Server(BaseHTTPRequestHandler):
 
     ``cut`` = [n, b, s]: the next n transfers starting at byte s or later send only b bytes of the body
     their Content-Length announced, then close the connection. ``ranges``: every Range header seen.
+    ``sizes``: False to answer HEAD and whole-file GET requests without a Content-Length.
     """
 
     protocol_version = "HTTP/1.1"
     root = ""
     cut = [0, 0, 0]
     ranges: list = []
+    sizes = True
 
     def do_HEAD(self):  # noqa: N802 (http.server's name)
         path = os.path.join(self.root, self.path.lstrip("/"))
         self.send_response(200 if os.path.isfile(path) else 404)
-        self.send_header("Content-Length", str(os.path.getsize(path) if os.path.isfile(path) else 0))
+        if self.sizes:
+            self.send_header("Content-Length", str(os.path.getsize(path) if os.path.isfile(path) else 0))
         self.end_headers()
 
     def do_GET(self):  # noqa: N802
         path = os.path.join(self.root, self.path.lstrip("/"))
+        if not self.sizes and not self.headers.get("Range"):
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"unknown length")
+            self.close_connection = True
+            return None
         if os.path.isdir(path):
             links = "".join(f'<a href="{name}">{name}</a>\n' for name in sorted(os.listdir(path)))
             return self._send(200, links.encode())
@@ -84,7 +93,7 @@ def http_root(tmp_path, monkeypatch):
     monkeypatch.setattr(shards_module, "BACKOFF_S", 0.0)
     root = tmp_path / "served"
     root.mkdir()
-    Server.root, Server.cut, Server.ranges = str(root), [0, 0, 0], []
+    Server.root, Server.cut, Server.ranges, Server.sizes = str(root), [0, 0, 0], [], True
     server = ThreadingHTTPServer(("127.0.0.1", 0), Server)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -165,6 +174,14 @@ def test_missing_shards_are_named(http_root, tmp_path):
         ShardReadError, match=rf"{tmp_path}/nothing.tfrecord: cannot open the shard \(No such"
     ):
         list(read_records(tmp_path / "nothing.tfrecord"))
+
+
+def test_a_shard_of_unknown_size_is_refused(http_root):
+    url, root = http_root
+    (root / "a.tfrecord").write_bytes(frame_record(b"payload"))
+    Server.sizes = False
+    with pytest.raises(ShardReadError, match=rf"{url}/a.tfrecord: the server does not say the file's size"):
+        list(iter_payloads(f"{url}/a.tfrecord"))
 
 
 def test_http_folders_are_globbed(http_root):

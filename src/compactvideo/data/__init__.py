@@ -2,5 +2,6 @@
 
 from compactvideo.data.damage import CorruptRecordError, ReadStats, TooManySkippedError
 from compactvideo.data.files import resolve_files
+from compactvideo.data.shards import ShardReadError
 
-__all__ = ["CorruptRecordError", "ReadStats", "TooManySkippedError", "resolve_files"]
+__all__ = ["CorruptRecordError", "ReadStats", "ShardReadError", "TooManySkippedError", "resolve_files"]

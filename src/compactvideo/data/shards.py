@@ -45,7 +45,7 @@ class Shard(Protocol):
     """A window over one shard's bytes (see the module docstring)."""
 
     name: str
-    size: int | None  # None: a remote file whose size the server does not say
+    size: int
 
     def read(self, start: int, stop: int) -> memoryview: ...
 
@@ -103,16 +103,17 @@ class RemoteShard:
     def __init__(self, url: str) -> None:
         self.name, self.chunk_bytes, self.attempts, self.backoff_s = url, CHUNK_BYTES, ATTEMPTS, BACKOFF_S
         self._fs, self._path = filesystem(url)
-        self.size = self._retrying(lambda: self._fs.size(self._path), "reading its size")
+        size = self._retrying(lambda: self._fs.size(self._path), "reading its size")
+        if size is None:
+            raise ShardReadError(f"{url}: the server does not say the file's size, so it cannot be streamed")
+        self.size = int(size)
         self._buffer, self._start, self._released = b"", 0, 0  # the window holds [_start, _start + len)
 
     def read(self, start: int, stop: int) -> memoryview:
-        if self.size is not None:
-            stop = min(stop, self.size)
+        stop = min(stop, self.size)
         end = self._start + len(self._buffer)
         if stop > end:
-            want = max(stop, end + self.chunk_bytes)
-            new = self._fetch(end, want if self.size is None else min(want, self.size))
+            new = self._fetch(end, min(max(stop, end + self.chunk_bytes), self.size))
             kept = memoryview(self._buffer)[self._released - self._start :]
             self._buffer, self._start = b"".join((kept, new)), self._released
         return memoryview(self._buffer)[start - self._start : max(start, stop) - self._start]
@@ -126,7 +127,7 @@ class RemoteShard:
     def _fetch(self, start: int, stop: int) -> bytes:
         def fetch() -> bytes:
             data = self._fs.cat_file(self._path, start=start, end=stop)
-            if len(data) != stop - start and (self.size is not None or len(data) > stop - start):
+            if len(data) != stop - start:
                 raise _IncompleteTransfer(f"received {len(data)} bytes, expected {stop - start}")
             return data
 

@@ -112,10 +112,10 @@ def _record_at(shard: Shard, offset: int) -> tuple[memoryview | None, int | None
         return None, None, "length CRC mismatch (not a TFRecord file, or damaged)"
     start = offset + _HEADER.size
     end = start + length + _FOOTER.size
-    body = shard.read(start, end) if shard.size is None or end <= shard.size else memoryview(b"")
-    if len(body) < length + _FOOTER.size:
-        left = len(body) if shard.size is None else shard.size - start
+    if end > shard.size:
+        left = shard.size - start
         return None, None, f"file ends inside the record: {length} payload bytes announced, {left} left"
+    body = shard.read(start, end)
     payload = body[:length]
     if masked_crc(payload) != _FOOTER.unpack(body[length:])[0]:
         return None, end, "payload CRC mismatch"
@@ -145,12 +145,10 @@ def _resynchronise(shard: Shard, start: int) -> int:
         position += SCAN_BYTES
 
 
-def _header_candidates(window: memoryview, base: int, size: int | None) -> list[int]:
+def _header_candidates(window: memoryview, base: int, size: int) -> list[int]:
     """File offsets in ``window`` (which starts at ``base``) of headers whose length CRC holds and whose
     announced record fits in the file (and is under 1 TiB: the length's top three bytes are zero)."""
-    count = len(window) - _HEADER.size + 1
-    if size is not None:
-        count = min(count, size - base - FRAMING_BYTES + 1)
+    count = min(len(window) - _HEADER.size + 1, size - base - FRAMING_BYTES + 1)
     if count <= 0:
         return []
     data = np.frombuffer(window, dtype=np.uint8)
@@ -165,9 +163,9 @@ def _header_candidates(window: memoryview, base: int, size: int | None) -> list[
         crcs = length_crcs(data, positions)
     stored = np.ndarray((count,), dtype="<u4", buffer=data, offset=8, strides=(1,))[positions]
     positions = positions[crcs == stored]
-    if size is not None:  # record at base + p: 12 + length + 4 bytes must fit in the size - (base + p) left
-        lengths = np.ndarray((count,), dtype="<u8", buffer=data, strides=(1,))[positions]
-        positions = positions[lengths <= np.uint64(size - base - FRAMING_BYTES) - positions.astype(np.uint64)]
+    lengths = np.ndarray((count,), dtype="<u8", buffer=data, strides=(1,))[positions]
+    # the record at base + p needs its 12 + length + 4 bytes in the size - (base + p) left
+    positions = positions[lengths <= np.uint64(size - base - FRAMING_BYTES) - positions.astype(np.uint64)]
     return (base + positions).tolist()
 
 
