@@ -8,17 +8,15 @@ pooling expects (n samples of k frames for the paper's robust pooling, else all 
 
 from __future__ import annotations
 
-import glob
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 from torch.utils.data import DataLoader
 
 from compactvideo.data.datasets import FrameSampling, RecordDataset, collate
+from compactvideo.data.files import resolve_files
 from compactvideo.distributed import DistributedContext
-from compactvideo.errors import CompactVideoError
 
 
 @dataclass
@@ -37,20 +35,6 @@ class LoaderOptions:
     skip_corrupt: bool = False
     clip_sampling: str = "center"
     clip_cache: str | None = None
-
-
-def resolve_files(pattern: str) -> list[Path]:
-    """The shard files of a glob (``'data/train*.tfrecord'``), a directory, or a comma-separated list."""
-    files: list[Path] = []
-    for part in (p.strip() for p in pattern.split(",")):
-        path = Path(part)
-        if path.is_dir():
-            files += sorted(p for p in path.iterdir() if p.suffix == ".tfrecord")
-        else:
-            files += sorted(Path(p) for p in glob.glob(part))
-    if not files:
-        raise CompactVideoError(f"no record files match {pattern!r}")
-    return files
 
 
 def frame_sampling_for(config: Any, options: LoaderOptions) -> FrameSampling:

@@ -1,41 +1,44 @@
 """What a set of YouTube-8M record files holds: counts, frame counts, labels and damaged records.
 
-:func:`inspect_records` reads every file once (damaged records are counted, not fatal) and returns a
-plain dict, printed as text by :func:`format_inspection` or as JSON by the CLI.
+:func:`inspect_records` reads every file once (local paths or fsspec URLs; damaged records are skipped
+and counted, not fatal) and returns a plain dict, printed as text by :func:`format_inspection` or as
+JSON by the CLI.
 """
 
 from __future__ import annotations
 
+import os
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from compactvideo.data.tfrecord import ReadStats
+from compactvideo.data.damage import ReadStats
 from compactvideo.data.yt8m import FrameRecord, read_records
 
 FRAME_BINS = (1, 30, 60, 120, 180, 240, 300, 301)
 
 
-def inspect_records(paths: list[str | Path], top_labels: int = 10) -> dict[str, Any]:
+def inspect_records(paths: list[str | os.PathLike], top_labels: int = 10) -> dict[str, Any]:
     """Statistics of the records in ``paths``.
 
-    Returns {"files": [{"path", "records", "skipped", "level"}], "records", "skipped", "errors"
-    (messages naming file and byte offset), "levels", "frames" (min / mean / max and a histogram over
-    ``FRAME_BINS``, frame level only), "labels" (distinct, per video min / mean / max, videos without
-    labels, the most frequent)}, and "segments" (videos with 2019 segment labels, segments) when any.
+    Returns {"records", "skipped", "skipped_bytes" (totals), "files": [{"path", "level", "records",
+    "skipped", "skipped_bytes", "first_skips": [{"offset", "bytes", "reason"}]}] (as
+    :meth:`ReadStats.to_dict`, the first skips of each file by byte offset), "levels", "frames" (min /
+    mean / max and a histogram over ``FRAME_BINS``, frame level only), "labels" (distinct, per video min
+    / mean / max, videos without labels, the most frequent)}, and "segments" (videos with 2019 segment
+    labels, segments) when any.
     """
-    files, frame_counts, label_counts = [], [], Counter()
+    frame_counts, label_counts = [], Counter()
     labels_per_video: list[int] = []
     segment_videos = segments = 0
-    errors: list[str] = []
+    stats = ReadStats()
+    levels: dict[str, set[str]] = {}
     for path in tqdm(paths, desc="inspecting", unit="file", leave=False):
-        stats = ReadStats()
-        levels = set()
+        file_levels = levels.setdefault(str(path), set())
         for record in read_records([path], skip_corrupt=True, stats=stats, warn=False):
-            levels.add("frame" if isinstance(record, FrameRecord) else "video")
+            file_levels.add("frame" if isinstance(record, FrameRecord) else "video")
             if isinstance(record, FrameRecord):
                 frame_counts.append(record.num_frames)
                 if record.segment_labels is not None:
@@ -43,30 +46,18 @@ def inspect_records(paths: list[str | Path], top_labels: int = 10) -> dict[str, 
                     segments += len(record.segment_labels)
             labels_per_video.append(len(record.labels))
             label_counts.update(record.labels.tolist())
-        errors += [str(error) for error in stats.errors]
-        files.append(
-            {
-                "path": str(path),
-                "records": stats.records,
-                "skipped": stats.skipped,
-                "level": "/".join(sorted(levels)),
-            }
-        )
+    report: dict[str, Any] = stats.to_dict()
+    for entry in report["files"]:
+        entry["level"] = "/".join(sorted(levels[entry["path"]]))
     per_video = np.array(labels_per_video or [0])
-    report: dict[str, Any] = {
-        "files": files,
-        "records": sum(f["records"] for f in files),
-        "skipped": sum(f["skipped"] for f in files),
-        "errors": errors,
-        "levels": sorted({f["level"] for f in files if f["level"]}),
-        "labels": {
-            "distinct": len(label_counts),
-            "per_video_min": int(per_video.min()),
-            "per_video_mean": float(per_video.mean()),
-            "per_video_max": int(per_video.max()),
-            "videos_without_labels": int((per_video == 0).sum()) if labels_per_video else 0,
-            "most_frequent": [[int(label), count] for label, count in label_counts.most_common(top_labels)],
-        },
+    report["levels"] = sorted({entry["level"] for entry in report["files"] if entry["level"]})
+    report["labels"] = {
+        "distinct": len(label_counts),
+        "per_video_min": int(per_video.min()),
+        "per_video_mean": float(per_video.mean()),
+        "per_video_max": int(per_video.max()),
+        "videos_without_labels": int((per_video == 0).sum()) if labels_per_video else 0,
+        "most_frequent": [[int(label), count] for label, count in label_counts.most_common(top_labels)],
     }
     if frame_counts:
         counts = np.array(frame_counts)
@@ -89,7 +80,8 @@ def format_inspection(report: dict[str, Any]) -> str:
     """A readable summary of :func:`inspect_records`."""
     levels = ", ".join(report["levels"]) or "-"
     lines = [
-        f"{len(report['files'])} files, {report['records']:,} records ({levels}), {report['skipped']} damaged"
+        f"{len(report['files'])} files, {report['records']:,} records ({levels}), "
+        f"{report['skipped']} damaged ({report['skipped_bytes']:,} bytes skipped)"
     ]
     if "frames" in report:
         frames = report["frames"]
@@ -108,7 +100,8 @@ def format_inspection(report: dict[str, Any]) -> str:
         lines.append(
             f"segment labels: {report['segments']['segments']:,} in {report['segments']['videos']:,} videos"
         )
-    if report["errors"]:
-        lines.append("damaged records:")
-        lines += [f"  {error}" for error in report["errors"]]
+    damaged = [entry for entry in report["files"] if entry["skipped"]]
+    if damaged:
+        lines.append("damaged records (the first of each file):")
+        lines += [f"  {message}" for message in ReadStats.from_dict({"files": damaged}).messages()]
     return "\n".join(lines)

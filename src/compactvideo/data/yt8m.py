@@ -30,7 +30,8 @@ import numpy as np
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import DecodeError
 
-from compactvideo.data.tfrecord import CorruptRecordError, ReadStats, iter_payloads, write_payloads
+from compactvideo.data.damage import CorruptRecordError, ReadStats
+from compactvideo.data.tfrecord import FRAMING_BYTES, iter_payloads, write_payloads
 from compactvideo.errors import CompactVideoError
 
 RGB_SIZE, AUDIO_SIZE = 1024, 128
@@ -325,51 +326,61 @@ def read_records(
     level: str | None = None,
     stats: ReadStats | None = None,
     warn: bool = True,
+    num_classes: int | None = None,
+    max_skipped: int | None = None,
 ) -> Iterator[FrameRecord | VideoRecord]:
-    """Yield the records of one or more files, in order.
+    """Yield the records of one or more shards (local paths or fsspec URLs), in order.
 
-    ``level`` is "frame" or "video"; by default each file's first record decides. A damaged record
-    raises :class:`CorruptRecordError`; with ``skip_corrupt=True`` it is skipped and counted in
-    ``stats``, and the count is reported (a warning, unless ``warn=False``) when the files are exhausted.
+    ``level`` is "frame" or "video"; by default each file's first record decides. With ``num_classes``,
+    a record with a label outside 0 .. num_classes - 1 is damaged too. A damaged record raises
+    :class:`CorruptRecordError` naming the file and byte offset. With ``skip_corrupt=True`` only the
+    damaged bytes are lost (see :mod:`compactvideo.data.tfrecord`): reading goes on at the next intact
+    record, and what was read and skipped is counted per file in ``stats``, reported as a warning
+    when the files are exhausted (unless ``warn=False``). ``max_skipped`` bounds the skips counted in
+    ``stats`` (by this read and earlier ones into the same ``stats``): one more raises
+    :class:`TooManySkippedError` naming the count and the first damaged offsets.
     """
     if level not in (None, "frame", "video"):
         raise CompactVideoError(f"level must be 'frame', 'video' or None (from the file), got {level!r}")
+    if max_skipped is not None and max_skipped < 0:
+        raise CompactVideoError(f"max_skipped must be at least 0 (or None: unlimited), got {max_skipped}")
     paths = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
     stats = stats if stats is not None else ReadStats()
     for path in paths:
-        file_level = level
-        for offset, payload in _payloads(path, skip_corrupt, stats):
+        file_stats, file_level = stats.file(path), level
+        for offset, payload in iter_payloads(path, stats if skip_corrupt else None, max_skipped):
             try:
                 if file_level is None:
                     file_level = _guess_level(payload)
-                if file_level == "frame":
-                    record = parse_frame_record(payload, max_frames)
-                else:
-                    record = parse_video_record(payload)
+                record = _parse(payload, file_level, max_frames, num_classes)
             except DecodeError as problem:
                 expected = {"frame": "SequenceExample", "video": "Example"}.get(file_level, "protobuf")
                 error = CorruptRecordError(path, offset, f"not a valid {expected} ({problem})")
             except _Problem as problem:
                 error = CorruptRecordError(path, offset, str(problem))
             else:
-                stats.records += 1
+                file_stats.records += 1
                 yield record
                 continue
             if not skip_corrupt:
                 raise error from None
-            stats.skip(error)
+            stats.skip(error, len(payload) + FRAMING_BYTES)
+            stats.check(max_skipped)
     if stats.skipped and warn:
         warnings.warn(stats.summary(), stacklevel=2)
 
 
-def _payloads(path, skip_corrupt: bool, stats: ReadStats) -> Iterator[tuple[int, memoryview]]:
-    """Framing errors end a file (nothing after a broken frame can be trusted); with skipping, counted."""
-    try:
-        yield from iter_payloads(path)
-    except CorruptRecordError as error:
-        if not skip_corrupt:
-            raise
-        stats.skip(error)
+def _parse(
+    payload: memoryview, level: str, max_frames: int, num_classes: int | None
+) -> FrameRecord | VideoRecord:
+    record = parse_frame_record(payload, max_frames) if level == "frame" else parse_video_record(payload)
+    labels = record.labels
+    if num_classes is not None and len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
+        raise _Problem(
+            f"video {record.id}: labels {labels.tolist()} outside the {num_classes} classes "
+            "(0 .. num_classes - 1; does the number of classes match the data?)"
+        )
+    return record
 
 
 def _guess_level(payload: bytes | memoryview) -> str:
