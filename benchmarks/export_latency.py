@@ -16,7 +16,7 @@ import torch
 
 from compactvideo.export import export_model, load_runner, model_inputs
 from compactvideo.models import build_model, example_inputs
-from compactvideo.profile import describe_machine, measure_latency
+from compactvideo.profiling import describe_machine, measure_latency
 
 MODELS = ("paper-dbof-dense", "paper-dbof-compact-fc")
 

@@ -22,7 +22,7 @@ import torch
 
 from compactvideo.data.synthetic import synthesize
 from compactvideo.data.yt8m import dequantize, read_records
-from compactvideo.profile import describe_machine
+from compactvideo.profiling import describe_machine
 
 
 def read_with_compactvideo(path: Path) -> int:

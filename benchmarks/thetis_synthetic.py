@@ -45,7 +45,7 @@ from compactvideo.data.clips import ClipDataset, collate_clips, preload, rank_in
 from compactvideo.data.synthetic_clips import synthesize_clips
 from compactvideo.evaluate import evaluate_loader
 from compactvideo.models.clip import ClipConfig, build_clip_model
-from compactvideo.profile import describe_machine
+from compactvideo.profiling import describe_machine
 from compactvideo.tasks import SingleLabelTask
 
 PAPER_RANKS = {"c1": (2, 2), "c2": (3, 2), "l1": (7, 4), "l2": (1, 1)}

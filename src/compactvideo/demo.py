@@ -27,7 +27,7 @@ from compactvideo.checkpoint import load_trained_model
 from compactvideo.evaluate import evaluate
 from compactvideo.loaders import LoaderOptions, make_loader
 from compactvideo.models import build_model, resolve_model_spec
-from compactvideo.profile import count_parameters, measure_latency, megabytes
+from compactvideo.profiling import count_parameters, measure_latency, megabytes
 from compactvideo.train import TrainOptions, train
 
 DEMO_MODELS = (

@@ -43,7 +43,7 @@ from torch import nn
 from compactvideo.errors import CompactVideoError
 from compactvideo.nn.circulant import BlockCirculantLinear, CirculantLinear
 from compactvideo.nn.tucker import set_fast_path
-from compactvideo.profile import measure_latency, model_bytes
+from compactvideo.profiling import measure_latency, model_bytes
 
 FORMATS = ("onnx", "pt2")
 CIRCULANT_MODES = ("fft", "dense")

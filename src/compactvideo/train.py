@@ -35,6 +35,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from compactvideo._torch_compat import foreach_mul_, foreach_norm
 from compactvideo.checkpoint import load_checkpoint, load_latest_checkpoint, save_checkpoint
 from compactvideo.distributed import DistributedContext
 from compactvideo.errors import CompactVideoError
@@ -93,8 +94,8 @@ def clip_each_gradient(parameters: Iterable[nn.Parameter], max_norm: float) -> N
     grads = [p.grad for p in parameters if p.grad is not None]
     if not grads:
         return
-    norms = torch._foreach_norm(grads)
-    torch._foreach_mul_(grads, [max_norm / torch.clamp(norm, min=max_norm) for norm in norms])
+    norms = foreach_norm(grads)
+    foreach_mul_(grads, [max_norm / torch.clamp(norm, min=max_norm) for norm in norms])
 
 
 def train_step(

@@ -12,7 +12,7 @@ from compactvideo.checkpoint import load_trained_model, save_checkpoint
 from compactvideo.models import ConfigError, build_model, config_from_dict
 from compactvideo.models.clip import ClipConfig, TuckerLayer
 from compactvideo.nn.tucker import TuckerConv, TuckerLinear
-from compactvideo.profile import count_parameters
+from compactvideo.profiling import count_parameters
 
 FIXTURES = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures"
 THETIS_WEIGHTS = FIXTURES / "thetis_net2_state_dict.pt"

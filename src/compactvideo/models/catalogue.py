@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 
 from compactvideo.models import build_model, example_inputs
 from compactvideo.models.presets import PAPER_PARAMETERS, PRESETS
-from compactvideo.profile import count_flops, count_parameters, megabytes
+from compactvideo.profiling import count_flops, count_parameters, megabytes
 
 
 def describe_preset(name: str, frames: int = 300) -> dict[str, Any]:

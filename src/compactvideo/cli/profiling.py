@@ -45,7 +45,7 @@ def _measure(models: dict[str, Any], input_shape: str | None, rounds: int, repea
     """Parameters, FLOPs and median latency (interleaved rounds) of each model, batch 1."""
     import torch
 
-    from compactvideo.profile import count_flops, count_parameters, measure_latency
+    from compactvideo.profiling import count_flops, count_parameters, measure_latency
 
     rows, calls = {}, {}
     for role, (model, description) in models.items():
@@ -78,7 +78,7 @@ def _run_profile(args: argparse.Namespace) -> int:
     import torch
 
     from compactvideo.nn.tucker import set_fast_path
-    from compactvideo.profile import describe_machine
+    from compactvideo.profiling import describe_machine
 
     if args.threads is None:
         torch.set_num_threads(1)
