@@ -28,7 +28,7 @@ from typing import Any
 import torch
 
 from compactvideo import __version__
-from compactvideo.errors import CompactVideoError
+from compactvideo.errors import CompactVideoError, CompactVideoWarning
 
 FORMAT_VERSION = 2
 OLDEST_FORMAT = 1
@@ -123,6 +123,7 @@ def load_latest_checkpoint(
         checkpoint = load_checkpoint(fallback, map_location)
         warnings.warn(
             f"{error}; using the previous checkpoint {fallback} (step {checkpoint.get('step', '?')})",
+            CompactVideoWarning,
             stacklevel=2,
         )
         return checkpoint

@@ -51,7 +51,8 @@ def _inputs(model: Any, input_shape: str | None) -> tuple[Any, ...]:
 
 
 def _measure(models: dict[str, Any], input_shape: str | None, rounds: int, repeats: int) -> dict[str, dict]:
-    """Parameters, FLOPs and median latency (interleaved rounds) of each model, batch 1."""
+    """Parameters, FLOPs and median latency (interleaved rounds) of each model, batch 1, with the input
+    shapes used."""
     import torch
 
     from compactvideo.profiling import count_flops, count_parameters, measure_latency
@@ -69,6 +70,7 @@ def _measure(models: dict[str, Any], input_shape: str | None, rounds: int, repea
             ) from error
         rows[role] = {
             "model": description,
+            "inputs": [list(x.shape) for x in inputs if x is not None],
             "parameters": count_parameters(model),
             "flops": flops,
             "times": [],

@@ -312,7 +312,7 @@ def override_data(config: Any, overrides: Mapping[str, Any], trained: bool = Tru
     unknown = sorted(set(given) - set(fields))
     if unknown:
         raise ConfigError(
-            f"{', '.join(unknown)} do not apply to a {config.family}-level model, whose data contract has "
+            f"{', '.join(unknown)} do not apply to a {config.family!r} model, whose data contract has "
             f"{', '.join(fields) if fields else 'no options'}",
             "data",
         )
