@@ -56,38 +56,43 @@ def resolve_files(pattern: str) -> list[Path]:
     return files
 
 
-def _record_dataset(
-    config: Any,
-    pattern: str,
-    options: LoaderOptions,
-    training: bool,
-    context: DistributedContext,
-    seed: int,
-    epoch: int,
-    **contract: Any,
-) -> tuple[Dataset, Callable]:
+@dataclass(frozen=True)
+class ReadRequest:
+    """What a reader needs besides the model's config: the data, the options, and this process's share
+    (its rank, training or not, the epoch's seed)."""
+
+    pattern: str
+    options: LoaderOptions
+    training: bool
+    context: DistributedContext
+    seed: int
+    epoch: int
+
+
+def _record_dataset(config: Any, request: ReadRequest, **contract: Any) -> tuple[Dataset, Callable]:
+    options = request.options
     dataset = RecordDataset(
-        resolve_files(pattern),
+        resolve_files(request.pattern),
         num_classes=config.num_classes,
-        training=training,
-        rank=context.rank,
-        world_size=context.world_size,
-        seed=seed,
-        epoch=epoch,
+        training=request.training,
+        rank=request.context.rank,
+        world_size=request.context.world_size,
+        seed=request.seed,
+        epoch=request.epoch,
         shuffle_buffer=options.shuffle_buffer,
-        split_half=options.split_half and training,
+        split_half=options.split_half and request.training,
         skip_corrupt=options.skip_corrupt,
         **contract,
     )
     return dataset, partial(collate, num_classes=config.num_classes)
 
 
-def _frame_records(config: Any, *arguments: Any) -> tuple[Dataset, Callable]:
+def _frame_records(config: Any, request: ReadRequest) -> tuple[Dataset, Callable]:
     """Frame-level records as a :class:`~compactvideo.models.config.FrameData` contract prescribes."""
     data = config.data
     return _record_dataset(
         config,
-        *arguments,
+        request,
         level="frame",
         sampling=config.frame_sampling(),
         max_frames=data.max_frames,
@@ -95,23 +100,16 @@ def _frame_records(config: Any, *arguments: Any) -> tuple[Dataset, Callable]:
     )
 
 
-def _video_records(config: Any, *arguments: Any) -> tuple[Dataset, Callable]:
+def _video_records(config: Any, request: ReadRequest) -> tuple[Dataset, Callable]:
     """Video-level records: the mean features as stored."""
-    return _record_dataset(config, *arguments, level="video")
+    return _record_dataset(config, request, level="video")
 
 
-def _clips(
-    config: Any,
-    root: str,
-    options: LoaderOptions,
-    training: bool,
-    context: DistributedContext,
-    seed: int,
-    epoch: int,
-) -> tuple[Dataset, Callable]:
-    """This rank's share of the clips under ``root`` (a permutation seeded by (seed, epoch) in training,
-    folder order otherwise), shaped ``in_channels`` x ``frames`` x ``height`` x ``width`` and sampled as
-    ``config.data.clip_sampling`` says."""
+def _clips(config: Any, request: ReadRequest) -> tuple[Dataset, Callable]:
+    """This rank's share of the clips in the folder ``request.pattern`` (a permutation seeded by (seed,
+    epoch) in training, folder order otherwise), shaped ``in_channels`` x ``frames`` x ``height`` x
+    ``width`` and sampled as ``config.data.clip_sampling`` says."""
+    root = request.pattern
     dataset = ClipDataset(
         root,
         frames=config.frames,
@@ -119,20 +117,22 @@ def _clips(
         width=config.width,
         in_channels=config.in_channels,
         sampling=config.data.clip_sampling,
-        cache=options.clip_cache,
+        cache=request.options.clip_cache,
     )
     if len(dataset.classes) != config.num_classes:
         raise ClipFolderError(
             f"{root}: the model has {config.num_classes} classes, the folder has {len(dataset.classes)} "
             f"({', '.join(dataset.classes)})"
         )
-    indices = rank_indices(len(dataset), training, context.rank, context.world_size, seed, epoch)
+    context = request.context
+    indices = rank_indices(
+        len(dataset), request.training, context.rank, context.world_size, request.seed, request.epoch
+    )
     return Subset(dataset, indices), collate_clips
 
 
-# A family's ``reader`` names one of these: (config, pattern, options, training, context, seed, epoch)
-# -> (dataset, collate function).
-READERS: dict[str, Callable[..., tuple[Dataset, Callable]]] = {
+# A family's ``reader`` names one of these: (config, request) -> (dataset, collate function).
+READERS: dict[str, Callable[[Any, ReadRequest], tuple[Dataset, Callable]]] = {
     "frame-records": _frame_records,
     "video-records": _video_records,
     "clips": _clips,
@@ -155,7 +155,8 @@ def make_loader(
         raise CompactVideoError(
             f"model family {config.family!r} reads {reader!r}; known readers: {list(READERS)}"
         )
-    dataset, collate_fn = READERS[reader](config, pattern, options, training, context, seed, epoch)
+    request = ReadRequest(pattern, options, training, context, seed, epoch)
+    dataset, collate_fn = READERS[reader](config, request)
     return DataLoader(
         dataset,
         batch_size=batch_size,
