@@ -116,7 +116,9 @@ def _run_profile(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
-    print(f"# {result['machine']}; batch 1")
+    shapes = " ".join("x".join(map(str, shape)) for shape in rows["model"]["inputs"])
+    source = "--input-shape" if args.input_shape else "the model's data contract"
+    print(f"# {result['machine']}; inputs {shapes} (batch 1, from {source})")
     print(f"{'':<9} {'parameters':>12} {'GFLOPs':>10} {'latency ms':>11}  model")
     for role, row in rows.items():
         print(

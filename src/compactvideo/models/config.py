@@ -47,7 +47,10 @@ class _Config:
     """Conversion to and from plain dicts (JSON / YAML / checkpoints)."""
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The fields as plain values, in signature order (keyword-only ones last)."""
+        data = dataclasses.asdict(self)
+        order = sorted(dataclasses.fields(self), key=lambda field: field.kw_only)
+        return {field.name: data[field.name] for field in order}
 
 
 def check_int(value: Any, minimum: int, key: str) -> None:
