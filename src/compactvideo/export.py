@@ -192,7 +192,8 @@ def random_inputs(config: Any, seed: int = 0) -> list[tuple[str, list[torch.Tens
 
 
 def data_inputs(config: Any, pattern: str, batches: int = 3, batch_size: int = 4) -> list[tuple[str, list]]:
-    """The first ``batches`` evaluation batches of the records (or clips) matching ``pattern``."""
+    """The first ``batches`` evaluation batches of the records (or clips) matching ``pattern``, read as the
+    model's data contract (``config.data``) prescribes."""
     context = DistributedContext(torch.device("cpu"))
     loader = make_loader(config, pattern, LoaderOptions(), batch_size, training=False, context=context)
     task = task_for(config)
