@@ -105,7 +105,7 @@ def _format_1_config(checkpoint: dict[str, Any]) -> dict[str, Any]:
 
 def config_from_checkpoint(checkpoint: dict[str, Any]) -> Any:
     """The config of a checkpoint read by :func:`compactvideo.checkpoint.load_checkpoint` (any format)."""
-    if checkpoint["format_version"] == 1:
+    if checkpoint.get("format_version") == 1:
         return config_from_dict(_format_1_config(checkpoint))
     return config_from_dict(checkpoint["config"])
 

@@ -133,10 +133,13 @@ def example_inputs(
     ``None``. ``frames``: the frame count T of frame inputs (default: what the data contract feeds).
     """
     family = family_of(config)
-    if frames is None:
-        frames = family.frames(config) if has_frame_axis(config) else 0
+    if frames is None and has_frame_axis(config):
+        if family.frames is None:
+            raise ConfigError(f"family {family.name!r} has inputs with a frame axis but no frames(config)")
+        frames = family.frames(config)
     return tuple(
-        None if spec is None else spec.make(batch_size, frames, generator) for spec in family.inputs(config)
+        None if spec is None else spec.make(batch_size, frames or 0, generator)
+        for spec in family.inputs(config)
     )
 
 
