@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from compactvideo.nn import CirculantLinear
-from compactvideo.profile import describe_machine, measure_latency
+from compactvideo.profiling import describe_machine, measure_latency
 
 SIZES = (512, 1024, 4096, 8192)
 BATCHES = (1, 256)

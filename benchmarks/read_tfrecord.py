@@ -28,7 +28,7 @@ from compactvideo.data import ReadStats
 from compactvideo.data.synthetic import synthesize
 from compactvideo.data.tfrecord import iter_payloads
 from compactvideo.data.yt8m import dequantize, read_records
-from compactvideo.profile import describe_machine
+from compactvideo.profiling import describe_machine
 
 
 def read_with_compactvideo(path: Path) -> int:

@@ -44,9 +44,8 @@ from compactvideo.compress.tucker import compress_model
 from compactvideo.data.clips import ClipDataset, collate_clips, preload, rank_indices
 from compactvideo.data.synthetic_clips import synthesize_clips
 from compactvideo.evaluate import evaluate_loader
-from compactvideo.models.clip import ClipConfig, build_clip_model
-from compactvideo.profile import describe_machine
-from compactvideo.tasks import SingleLabelTask
+from compactvideo.models import ClipConfig, build_model, task_for
+from compactvideo.profiling import describe_machine
 
 PAPER_RANKS = {"c1": (2, 2), "c2": (3, 2), "l1": (7, 4), "l2": (1, 1)}
 PAPER_ACCURACY = {"original": 0.92, "compressed": 0.68, "fine-tuned": 0.90}
@@ -68,7 +67,7 @@ def batches(dataset: ClipDataset, batch_size: int, training: bool, seed: int, ep
 
 def fit(model: nn.Module, data: ClipDataset, args: argparse.Namespace, epochs: int, name: str) -> list[float]:
     """The paper's SGD for ``epochs`` epochs; the mean training loss of each epoch."""
-    task = SingleLabelTask(len(data.classes))
+    task = task_for(model.config)
     if args.optimizer == "adam":
         optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     else:
@@ -91,8 +90,7 @@ def fit(model: nn.Module, data: ClipDataset, args: argparse.Namespace, epochs: i
 
 
 def evaluate(model: nn.Module, data: ClipDataset, batch_size: int) -> dict[str, float]:
-    task = SingleLabelTask(len(data.classes))
-    return evaluate_loader(model, batches(data, batch_size, False, 0, 0), task)
+    return evaluate_loader(model, batches(data, batch_size, False, 0, 0), task_for(model.config))
 
 
 def main() -> None:
@@ -136,7 +134,7 @@ def main() -> None:
     now = lap("data (write + decode)", now)
 
     config = ClipConfig(in_channels=4, frames=args.frames, height=height, width=width)
-    model = build_clip_model(config)
+    model = build_model(config)
     train_loss = fit(model, data["train"], args, args.epochs, "training")
     now = lap("training", now)
     results = {"original": evaluate(model, data["test"], args.batch_size)}

@@ -30,7 +30,7 @@ from torch import nn
 from compactvideo.compress.tucker import compress_model, paper_flops
 from compactvideo.models import build_model
 from compactvideo.nn.tucker import TuckerConv, fast_conv, plain_path
-from compactvideo.profile import describe_machine, measure_latency
+from compactvideo.profiling import describe_machine, measure_latency
 
 FIXTURE = Path(__file__).resolve().parents[1] / ".." / "shared" / "fixtures" / "thetis_net2_state_dict.pt"
 PAPER_RANKS = {"c1": (2, 2), "c2": (3, 2), "l1": (7, 4), "l2": (1, 1)}

@@ -2,7 +2,7 @@ import json
 
 from compactvideo.demo import DemoOptions, format_results, run_demo
 from compactvideo.models import build_model, resolve_model_spec
-from compactvideo.profile import count_parameters
+from compactvideo.profiling import count_parameters
 
 TINY = DemoOptions(
     train_videos=60,

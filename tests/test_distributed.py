@@ -36,7 +36,7 @@ def make_case():
         "mean_audio": torch.randn(8, 3, generator=generator, dtype=torch.float64),
         "labels": (torch.rand(8, 5, generator=generator) < 0.4).double(),
     }
-    return model, MultiLabelTask(num_classes=5, level="video"), batch
+    return model, MultiLabelTask(num_classes=5, input_keys=("mean_rgb", "mean_audio")), batch
 """
 
 

@@ -23,13 +23,12 @@ from compactvideo.export import (
     random_inputs,
     verify_export,
 )
-from compactvideo.models import build_model
-from compactvideo.models.clip import ClipConfig, TuckerLayer
+from compactvideo.models import ClipConfig, TuckerLayer, build_model
 from compactvideo.models.config import EmbeddingConfig, FrameLevelConfig, HeadConfig, VideoLevelConfig
 from compactvideo.nn.circulant import CirculantLinear
 from compactvideo.nn.linear import Projection
+from compactvideo.nn.quantized import quantize_model
 from compactvideo.nn.tucker import TuckerConv, fast_path_applies
-from compactvideo.quantize import quantize_model
 
 CIRCULANT = Projection("circulant")
 CLASSES = 10

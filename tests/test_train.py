@@ -11,7 +11,7 @@ from compactvideo.errors import CompactVideoError
 from compactvideo.evaluate import evaluate, predict
 from compactvideo.loaders import LoaderOptions
 from compactvideo.metrics import gap
-from compactvideo.models.config import EmbeddingConfig, FrameLevelConfig, HeadConfig
+from compactvideo.models.config import EmbeddingConfig, FrameData, FrameLevelConfig, HeadConfig
 from compactvideo.train import TrainOptions, clip_each_gradient, learning_rate, train
 
 TINY = FrameLevelConfig(
@@ -19,11 +19,12 @@ TINY = FrameLevelConfig(
     embeddings=(EmbeddingConfig(kind="dbof", clusters=16, pooling="robust", samples=2),),
     hidden_size=8,
     head=HeadConfig(mixtures=2),
+    data=FrameData(frames_per_sample=3),
 )
 
 
 def options(**changes) -> TrainOptions:
-    data = LoaderOptions(frames_per_sample=3, shuffle_buffer=8)
+    data = LoaderOptions(shuffle_buffer=8)
     return TrainOptions(**{"batch_size": 4, "learning_rate": 1e-2, "log_every": 1, "data": data, **changes})
 
 
@@ -71,7 +72,7 @@ def test_epochs_budget_periodic_validation_and_the_best_checkpoint(frame_shards,
 def test_evaluate_and_predict_agree_with_the_metrics_of_the_written_predictions(frame_shards, tmp_path):
     train(TINY, pattern(frame_shards), tmp_path / "run", options(max_examples=8))
     checkpoint = tmp_path / "run" / "checkpoint.pt"
-    data = LoaderOptions(frames_per_sample=3)
+    data = LoaderOptions()
     result = evaluate(checkpoint, pattern(frame_shards), 7, data, tmp_path / "eval.json")
     assert json.loads((tmp_path / "eval.json").read_text())["gap"] == result["gap"]
     assert result["videos"] == 30

@@ -23,11 +23,10 @@ from typing import Any
 
 import torch
 
-from compactvideo.checkpoint import load_trained_model
 from compactvideo.evaluate import evaluate
 from compactvideo.loaders import LoaderOptions, make_loader
-from compactvideo.models import build_model, resolve_model_spec
-from compactvideo.profile import count_parameters, measure_latency, megabytes
+from compactvideo.models import build_model, load_model, resolve_model_spec, task_for
+from compactvideo.profiling import count_parameters, measure_latency, megabytes
 from compactvideo.train import TrainOptions, train
 
 DEMO_MODELS = (
@@ -86,10 +85,10 @@ def make_data(out: Path, options: DemoOptions) -> tuple[str, str]:
 
 def inference_ms_per_video(checkpoint: Path, valid_pattern: str) -> float:
     """Median batch-1 forward time (ms) on one thread, over one validation video."""
-    model = load_trained_model(checkpoint)
-    loader = make_loader(model.config, valid_pattern, LoaderOptions(), 1, training=False, context=_local())
-    batch = next(iter(loader))
-    inputs = (batch["rgb"], batch["audio"], batch["num_frames"])
+    model = load_model(checkpoint)
+    context = _local()
+    loader = make_loader(model.config, valid_pattern, LoaderOptions(), 1, training=False, context=context)
+    inputs = task_for(model.config).inputs(next(iter(loader)), context.device)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -122,10 +121,13 @@ def run_model(name: str, out: Path, options: DemoOptions, train_pattern: str, va
         log_every=10,
         valid_every=max(1, options.examples // options.batch_size // options.validations),
         checkpoint_every=50,
-        data=LoaderOptions(max_frames=options.max_frames, shuffle_buffer=2048),
+        data=LoaderOptions(shuffle_buffer=2048),
     )
     resume = (run_dir / "checkpoint.pt").exists()
-    summary = train(config, train_pattern, run_dir, train_options, valid_pattern, resume=resume)
+    contract = {"max_frames": options.max_frames}
+    summary = train(
+        config, train_pattern, run_dir, train_options, valid_pattern, resume=resume, contract=contract
+    )
     best = run_dir / "best.pt"
     metrics = evaluate(best, valid_pattern, options.batch_size, train_options.data)
     parameters = count_parameters(build_model(config), convention="paper")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +21,11 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from compactvideo.checkpoint import load_trained_model
 from compactvideo.distributed import DistributedContext
 from compactvideo.errors import CompactVideoError
 from compactvideo.loaders import LoaderOptions, make_loader
-from compactvideo.tasks import Task, task_for
+from compactvideo.models import load_model, override_data, task_for
+from compactvideo.tasks import MultiLabelTask, Task
 
 
 @torch.no_grad()
@@ -58,12 +59,18 @@ def evaluate(
     data: LoaderOptions | None = None,
     out: str | Path | None = None,
     device: str = "cpu",
+    contract: Mapping[str, Any] | None = None,
 ) -> dict[str, float]:
-    """Evaluate a checkpoint on the records matching ``pattern``; write JSON to ``out`` if given."""
+    """Evaluate a checkpoint on the records matching ``pattern``; write JSON to ``out`` if given.
+
+    The data are read as the model's data contract (stored in the checkpoint) prescribes; ``contract``
+    overrides some of its fields, with a warning naming what differs from training.
+    """
     context = DistributedContext(torch.device(device))
-    model = load_trained_model(checkpoint, context.device)
+    model = load_model(checkpoint, context.device)
+    config = override_data(model.config, contract or {})
     loader = make_loader(
-        model.config, pattern, data or LoaderOptions(), batch_size, training=False, context=context
+        config, pattern, data or LoaderOptions(), batch_size, training=False, context=context
     )
     result = evaluate_loader(model, loader, task_for(model.config), context)
     if out is not None:
@@ -80,17 +87,22 @@ def predict(
     batch_size: int = 256,
     data: LoaderOptions | None = None,
     device: str = "cpu",
+    contract: Mapping[str, Any] | None = None,
 ) -> int:
-    """Write the top ``top_k`` (label, probability) pairs of every video as a Kaggle CSV; return the count."""
+    """Write the top ``top_k`` (label, probability) pairs of every video as a Kaggle CSV; return the count.
+
+    The data are read as in :func:`evaluate` (the checkpoint's data contract, ``contract`` overriding).
+    """
     context = DistributedContext(torch.device(device))
-    model = load_trained_model(checkpoint, context.device)
+    model = load_model(checkpoint, context.device)
     task = task_for(model.config)
-    if not hasattr(task, "level"):
+    if not isinstance(task, MultiLabelTask):
         raise CompactVideoError(
             "predict writes YouTube-8M submissions; this checkpoint is not a YouTube-8M model"
         )
+    config = override_data(model.config, contract or {})
     loader = make_loader(
-        model.config, pattern, data or LoaderOptions(), batch_size, training=False, context=context
+        config, pattern, data or LoaderOptions(), batch_size, training=False, context=context
     )
     model.eval()
     written = 0

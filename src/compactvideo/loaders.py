@@ -1,51 +1,127 @@
 """From a model config and a file pattern to batches: the glue between compactvideo.data and training.
 
-The model decides what data it needs: YouTube-8M frame-level or video-level records for the "frame"
-and "video" families, a folder of clips for the "clip" family. :class:`LoaderOptions` holds the user's
-choices (frame sampling, augmentation, workers); ``frame_sampling="auto"`` takes the layout the model's
-pooling expects (n samples of k frames for the paper's robust pooling, else all frames).
+The model says what data it reads: its family's ``reader`` (:mod:`compactvideo.models.family`) is
+YouTube-8M frame-level or video-level records, or a folder of clips, read as the config's data contract
+(``config.data``: frame sampling, L2 normalisation, clip sampling; see
+:mod:`compactvideo.models.config`) prescribes. :class:`LoaderOptions` holds only what does not change
+the model's input: training augmentation and shuffling, workers, damaged records, the clip cache.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset, Subset
 
-from compactvideo.data.datasets import FrameSampling, RecordDataset, collate
+from compactvideo.data.clips import ClipDataset, ClipFolderError, collate_clips, rank_indices
+from compactvideo.data.datasets import RecordDataset, collate
 from compactvideo.data.files import resolve_files
 from compactvideo.distributed import DistributedContext
+from compactvideo.errors import CompactVideoError
+from compactvideo.models import family_of
 
 
 @dataclass
 class LoaderOptions:
-    """How records (or clips) become batches: see compactvideo.data.datasets and compactvideo.data.clips."""
+    """How records (or clips) become batches, apart from the model's data contract.
 
-    frame_sampling: str = "auto"
-    frames: int = 30
-    samples: int = 10
-    frames_per_sample: int = 15
-    max_frames: int = 300
+    ``split_half`` (training only: each video becomes its two halves) and ``shuffle_buffer`` (records)
+    see :mod:`compactvideo.data.datasets`; ``num_workers``: DataLoader worker processes;
+    ``skip_corrupt``: skip damaged records (counted) instead of failing; ``clip_cache``: ``None``,
+    ``"memory"`` or a folder for decoded clips (:mod:`compactvideo.data.clips`).
+    """
+
     split_half: bool = False
-    l2_normalize: bool = True
     shuffle_buffer: int = 1024
     num_workers: int = 0
     skip_corrupt: bool = False
-    clip_sampling: str = "center"
     clip_cache: str | None = None
 
 
-def frame_sampling_for(config: Any, options: LoaderOptions) -> FrameSampling:
-    """The frame layout the user asked for, or (``auto``) the one the model's pooling expects."""
-    mode = options.frame_sampling
-    samples = getattr(config, "samples", 1)
-    if mode == "auto":
-        mode = "robust" if samples > 1 else "all"
-    return FrameSampling(
-        mode, frames=options.frames, samples=samples, frames_per_sample=options.frames_per_sample
+@dataclass(frozen=True)
+class ReadRequest:
+    """What a reader needs besides the model's config: the data, the options, and this process's share
+    (its rank, training or not, the epoch's seed)."""
+
+    pattern: str
+    options: LoaderOptions
+    training: bool
+    context: DistributedContext
+    seed: int
+    epoch: int
+
+
+def _record_dataset(config: Any, request: ReadRequest, **contract: Any) -> tuple[Dataset, Callable]:
+    options = request.options
+    dataset = RecordDataset(
+        resolve_files(request.pattern),
+        num_classes=config.num_classes,
+        training=request.training,
+        rank=request.context.rank,
+        world_size=request.context.world_size,
+        seed=request.seed,
+        epoch=request.epoch,
+        shuffle_buffer=options.shuffle_buffer,
+        split_half=options.split_half and request.training,
+        skip_corrupt=options.skip_corrupt,
+        **contract,
     )
+    return dataset, partial(collate, num_classes=config.num_classes)
+
+
+def _frame_records(config: Any, request: ReadRequest) -> tuple[Dataset, Callable]:
+    """Frame-level records as a :class:`~compactvideo.models.config.FrameData` contract prescribes."""
+    data = config.data
+    return _record_dataset(
+        config,
+        request,
+        level="frame",
+        sampling=config.frame_sampling(),
+        max_frames=data.max_frames,
+        l2_normalize=data.l2_normalize,
+    )
+
+
+def _video_records(config: Any, request: ReadRequest) -> tuple[Dataset, Callable]:
+    """Video-level records: the mean features as stored."""
+    return _record_dataset(config, request, level="video")
+
+
+def _clips(config: Any, request: ReadRequest) -> tuple[Dataset, Callable]:
+    """This rank's share of the clips in the folder ``request.pattern`` (a permutation seeded by (seed,
+    epoch) in training, folder order otherwise), shaped ``in_channels`` x ``frames`` x ``height`` x
+    ``width`` and sampled as ``config.data.clip_sampling`` says."""
+    root = request.pattern
+    dataset = ClipDataset(
+        root,
+        frames=config.frames,
+        height=config.height,
+        width=config.width,
+        in_channels=config.in_channels,
+        sampling=config.data.clip_sampling,
+        cache=request.options.clip_cache,
+    )
+    if len(dataset.classes) != config.num_classes:
+        raise ClipFolderError(
+            f"{root}: the model has {config.num_classes} classes, the folder has {len(dataset.classes)} "
+            f"({', '.join(dataset.classes)})"
+        )
+    context = request.context
+    indices = rank_indices(
+        len(dataset), request.training, context.rank, context.world_size, request.seed, request.epoch
+    )
+    return Subset(dataset, indices), collate_clips
+
+
+# A family's ``reader`` names one of these: (config, request) -> (dataset, collate function).
+READERS: dict[str, Callable[[Any, ReadRequest], tuple[Dataset, Callable]]] = {
+    "frame-records": _frame_records,
+    "video-records": _video_records,
+    "clips": _clips,
+}
 
 
 def make_loader(
@@ -59,30 +135,17 @@ def make_loader(
     epoch: int = 0,
 ) -> DataLoader:
     """Batches of this rank's share of the data a model of ``config`` reads (see the module docstring)."""
-    if config.family == "clip":
-        from compactvideo.data.clips import make_clip_loader
-
-        return make_clip_loader(config, pattern, options, batch_size, training, context, seed, epoch)
-    dataset = RecordDataset(
-        resolve_files(pattern),
-        level=config.family,
-        num_classes=config.num_classes,
-        sampling=frame_sampling_for(config, options),
-        training=training,
-        rank=context.rank,
-        world_size=context.world_size,
-        seed=seed,
-        epoch=epoch,
-        shuffle_buffer=options.shuffle_buffer,
-        max_frames=options.max_frames,
-        split_half=options.split_half and training,
-        l2_normalize=options.l2_normalize,
-        skip_corrupt=options.skip_corrupt,
-    )
+    reader = family_of(config).reader
+    if reader not in READERS:
+        raise CompactVideoError(
+            f"model family {config.family!r} reads {reader!r}; known readers: {list(READERS)}"
+        )
+    request = ReadRequest(pattern, options, training, context, seed, epoch)
+    dataset, collate_fn = READERS[reader](config, request)
     return DataLoader(
         dataset,
         batch_size=batch_size,
-        collate_fn=partial(collate, num_classes=config.num_classes),
+        collate_fn=collate_fn,
         num_workers=options.num_workers,
         persistent_workers=False,
     )

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+__all__ = ["MetricAccumulator", "gap", "hit_at_one", "mean_average_precision", "perr", "top_k_pairs"]
+
 
 def _as_arrays(predictions: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     predictions, labels = np.asarray(predictions), np.asarray(labels)

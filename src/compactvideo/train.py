@@ -26,7 +26,7 @@ import json
 import math
 import random
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,13 +35,20 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from compactvideo._torch_compat import foreach_mul_, foreach_norm
 from compactvideo.checkpoint import load_checkpoint, load_latest_checkpoint, save_checkpoint
 from compactvideo.distributed import DistributedContext
 from compactvideo.errors import CompactVideoError
 from compactvideo.evaluate import evaluate_loader
 from compactvideo.loaders import LoaderOptions, make_loader
-from compactvideo.models import build_model, config_from_dict
-from compactvideo.tasks import Task, headline_metric, task_for
+from compactvideo.models import (
+    build_model,
+    config_from_checkpoint,
+    override_data,
+    resolve_model_spec,
+    task_for,
+)
+from compactvideo.tasks import Task, headline_metric
 
 
 @dataclass
@@ -93,8 +100,8 @@ def clip_each_gradient(parameters: Iterable[nn.Parameter], max_norm: float) -> N
     grads = [p.grad for p in parameters if p.grad is not None]
     if not grads:
         return
-    norms = torch._foreach_norm(grads)
-    torch._foreach_mul_(grads, [max_norm / torch.clamp(norm, min=max_norm) for norm in norms])
+    norms = foreach_norm(grads)
+    foreach_mul_(grads, [max_norm / torch.clamp(norm, min=max_norm) for norm in norms])
 
 
 def train_step(
@@ -172,17 +179,17 @@ def _initial_state(
     checkpoint_path = out / "checkpoint.pt"
     if resume:
         checkpoint = load_latest_checkpoint(checkpoint_path)
-        return config_from_dict(checkpoint["config"]), checkpoint
+        return config_from_checkpoint(checkpoint), checkpoint
     if checkpoint_path.exists():
         raise CompactVideoError(
             f"{checkpoint_path} exists: pass --resume to continue that run, or choose --out"
         )
     if init is not None:
         checkpoint = load_checkpoint(init)
-        return config_from_dict(checkpoint["config"]), {"state_dict": checkpoint["state_dict"]}
+        return config_from_checkpoint(checkpoint), {"state_dict": checkpoint["state_dict"]}
     if model_spec is None:
         raise CompactVideoError("name a model: a preset, a config file, or --init CHECKPOINT")
-    return model_spec, None
+    return resolve_model_spec(model_spec), None
 
 
 def train(
@@ -193,11 +200,18 @@ def train(
     valid_pattern: str | None = None,
     resume: bool = False,
     init: str | Path | None = None,
+    contract: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Train a model (a preset name, a config, or the one inside ``init``) and return a summary."""
+    """Train a model (a preset name, a config, or the one inside ``init``) and return a summary.
+
+    ``contract``: fields of the model's data contract to set (the CLI's preprocessing flags); they are
+    written into the config, so every checkpoint records the preprocessing the model was trained with
+    (changing it for a model from a checkpoint warns).
+    """
     out = Path(out)
     context = DistributedContext.from_environment(options.device)
     config, checkpoint = _initial_state(model_spec, out, resume, init)
+    config = override_data(config, contract or {}, trained=checkpoint is not None)
     torch.manual_seed(options.seed)
     random.seed(options.seed)
     model = build_model(config).to(context.device)

@@ -5,10 +5,10 @@ import json
 import pytest
 import torch
 
-from compactvideo.checkpoint import load_checkpoint, load_trained_model, save_checkpoint
+from compactvideo.checkpoint import load_checkpoint, save_checkpoint
 from compactvideo.cli import main
 from compactvideo.cli.compress import RankOptionError, parse_ranks
-from compactvideo.models import build_model
+from compactvideo.models import build_model, load_model
 
 
 @pytest.fixture
@@ -39,7 +39,7 @@ def test_compress_writes_a_checkpoint_that_rebuilds_the_compressed_model(checkpo
     stored = load_checkpoint(out)
     assert [layer["name"] for layer in stored["config"]["tucker"]] == ["c1", "l2"]
     assert stored["compression"]["params_after"] < stored["compression"]["params_before"]
-    original, compressed = load_trained_model(checkpoint), load_trained_model(out)
+    original, compressed = load_model(checkpoint), load_model(out)
     clip = torch.randn(1, 4, 16, 64, 64)
     with torch.no_grad():
         assert original(clip).shape == compressed(clip).shape == (1, 2)

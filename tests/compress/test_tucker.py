@@ -166,8 +166,14 @@ def test_compress_model_options_and_errors():
         compress_model(build_model(config), skip=("c9",))
     with pytest.raises(CompressionError, match="unknown compression method"):
         compress_model(build_model(config), method="cp")
-    with pytest.raises(CompressionError, match="cannot describe Tucker layers"):
-        compress_model(build_model("video-logistic"))
+    # Every family's config records its factored layers: a video-level model rebuilds from its config.
+    video = build_model("video-logistic", num_classes=10).eval()
+    compress_model(video, ranks=(8, 8), skip=())
+    assert [layer.name for layer in video.config.tucker] == ["head.classifier.linear"]
+    rebuilt = build_model(video.config).eval()
+    rebuilt.load_state_dict(video.state_dict())
+    features = torch.randn(3, 1024), torch.randn(3, 128)
+    torch.testing.assert_close(rebuilt(*features), video(*features), rtol=0, atol=0)
     # A mapping compresses only the layers it names; a factorisation without gain is reported and kept.
     model = build_model(config)
     report = compress_model(model, ranks={"blocks.0.conv": (8, 3), "blocks.1.conv": (15, 8)})

@@ -13,14 +13,13 @@ from compactvideo.data.clips import (
     ClipDecodeError,
     ClipFolderError,
     MissingDepthError,
-    make_clip_loader,
     rank_indices,
     sample_indices,
 )
 from compactvideo.data.synthetic_clips import render_video, synthesize_clips, write_video
 from compactvideo.distributed import DistributedContext
-from compactvideo.loaders import LoaderOptions
-from compactvideo.models.clip import ClipConfig
+from compactvideo.loaders import LoaderOptions, make_loader
+from compactvideo.models import ClipConfig
 from compactvideo.paths import UnsafePathError
 
 FRAMES, WIDTH, HEIGHT = 16, 40, 32
@@ -193,14 +192,14 @@ def test_loader_batches_and_ranks(synthetic):
     seen = []
     for rank in range(2):
         context = DistributedContext(torch.device("cpu"), rank=rank, world_size=2)
-        for batch in make_clip_loader(config, root, options, 2, True, context, seed=1, epoch=0):
+        for batch in make_loader(config, str(root), options, 2, True, context, seed=1, epoch=0):
             assert batch["clip"].shape[1:] == (4, 8, 16, 20) and batch["clip"].dtype == torch.float32
             assert batch["label"].dtype == torch.int64 and len(batch["ids"]) == len(batch["label"])
             seen += batch["ids"]
     assert sorted(seen) == sorted(f"{c}/{c}_{i:04d}" for c in ("backhand", "forehand") for i in range(3))
     with pytest.raises(ClipFolderError, match="3 classes"):
-        make_clip_loader(
-            ClipConfig(num_classes=3), root, options, 2, False, DistributedContext(torch.device("cpu"))
+        make_loader(
+            ClipConfig(num_classes=3), str(root), options, 2, False, DistributedContext(torch.device("cpu"))
         )
 
 

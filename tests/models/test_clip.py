@@ -8,11 +8,17 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from compactvideo.checkpoint import load_trained_model, save_checkpoint
-from compactvideo.models import ConfigError, build_model, config_from_dict
-from compactvideo.models.clip import ClipConfig, TuckerLayer
+from compactvideo.checkpoint import save_checkpoint
+from compactvideo.models import (
+    ClipConfig,
+    ConfigError,
+    TuckerLayer,
+    build_model,
+    config_from_dict,
+    load_model,
+)
 from compactvideo.nn.tucker import TuckerConv, TuckerLinear
-from compactvideo.profile import count_parameters
+from compactvideo.profiling import count_parameters
 
 FIXTURES = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures"
 THETIS_WEIGHTS = FIXTURES / "thetis_net2_state_dict.pt"
@@ -86,6 +92,6 @@ def test_tucker_layers_in_the_config_rebuild_the_compressed_architecture(tmp_pat
     assert isinstance(model.c1, TuckerConv) and isinstance(model.l2, TuckerLinear)
     assert model.l2.last is None and model.l2.first.out_features == 1  # Tucker-1: 128 -> 1 -> 84
     path = save_checkpoint(tmp_path / "model.pt", config=config.to_dict(), state_dict=model.state_dict())
-    reloaded = load_trained_model(path)
+    reloaded = load_model(path)
     clips = torch.randn(1, 4, 16, 64, 64)
     torch.testing.assert_close(reloaded(clips), model.eval()(clips), rtol=0, atol=0)

@@ -56,7 +56,7 @@ def _add_synth(data_commands: argparse._SubParsersAction) -> None:
 
 def _run_inspect(args: argparse.Namespace) -> int:
     from compactvideo.data.files import resolve_files
-    from compactvideo.data.inspect import format_inspection, inspect_records
+    from compactvideo.data.inspection import format_inspection, inspect_records
 
     paths = [path for pattern in args.files for path in resolve_files(pattern)]
     report = inspect_records(paths)

@@ -6,14 +6,20 @@ import argparse
 import json
 from pathlib import Path
 
-from compactvideo.cli.options import add_loader_options, loader_options
+from compactvideo.cli.options import add_loader_options, contract_overrides, loader_options
 
 
 def _run_eval(args: argparse.Namespace) -> int:
     from compactvideo.evaluate import evaluate
 
     result = evaluate(
-        args.checkpoint, args.data, args.batch_size, loader_options(args), args.out, args.device
+        args.checkpoint,
+        args.data,
+        args.batch_size,
+        loader_options(args),
+        args.out,
+        args.device,
+        contract=contract_overrides(args),
     )
     print(json.dumps(result, indent=2))
     return 0
@@ -34,7 +40,14 @@ def _run_predict(args: argparse.Namespace) -> int:
     from compactvideo.evaluate import predict
 
     count = predict(
-        args.checkpoint, args.data, args.out, args.top_k, args.batch_size, loader_options(args), args.device
+        args.checkpoint,
+        args.data,
+        args.out,
+        args.top_k,
+        args.batch_size,
+        loader_options(args),
+        args.device,
+        contract=contract_overrides(args),
     )
     print(f"wrote {count} predictions to {args.out}")
     return 0

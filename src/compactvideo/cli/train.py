@@ -8,7 +8,7 @@ import json
 import os
 from pathlib import Path
 
-from compactvideo.cli.options import add_loader_options, loader_options
+from compactvideo.cli.options import add_loader_options, contract_overrides, loader_options
 from compactvideo.train import TrainOptions
 
 
@@ -33,7 +33,16 @@ def _run_train(args: argparse.Namespace) -> int:
         data=loader_options(args),
     )
     model = resolve_model_spec(args.model, args.num_classes) if args.model else None
-    summary = train(model, args.train, args.out, options, args.valid, resume=args.resume, init=args.init)
+    summary = train(
+        model,
+        args.train,
+        args.out,
+        options,
+        args.valid,
+        resume=args.resume,
+        init=args.init,
+        contract=contract_overrides(args),
+    )
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, one summary
         print(json.dumps(summary, indent=2))
     return 0

@@ -38,10 +38,9 @@ from typing import Any
 import av
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
-from compactvideo.distributed import DistributedContext
 from compactvideo.errors import CompactVideoError
 from compactvideo.paths import contained_path
 
@@ -282,47 +281,6 @@ def rank_indices(
     return [int(i) for i in order[rank::world_size]]
 
 
-def make_clip_loader(
-    config: Any,
-    root: str | Path,
-    options: Any,
-    batch_size: int,
-    training: bool,
-    context: DistributedContext,
-    seed: int = 0,
-    epoch: int = 0,
-) -> DataLoader:
-    """Batches of this rank's share of the clips under ``root`` for a clip model ``config``.
-
-    The clip shape comes from the config (``in_channels``, ``frames``, ``height``, ``width``);
-    ``options`` is a :class:`compactvideo.loaders.LoaderOptions`: ``num_workers``, ``clip_sampling``
-    ("center" or "uniform") and ``clip_cache`` (None, "memory" or a folder).
-    Training order is a permutation seeded by (seed, epoch); evaluation keeps the folder order.
-    """
-    dataset = ClipDataset(
-        root,
-        frames=config.frames,
-        height=config.height,
-        width=config.width,
-        in_channels=config.in_channels,
-        sampling=options.clip_sampling,
-        cache=options.clip_cache,
-    )
-    if len(dataset.classes) != config.num_classes:
-        raise ClipFolderError(
-            f"{root}: the model has {config.num_classes} classes, the folder has {len(dataset.classes)} "
-            f"({', '.join(dataset.classes)})"
-        )
-    indices = rank_indices(len(dataset), training, context.rank, context.world_size, seed, epoch)
-    return DataLoader(
-        Subset(dataset, indices),
-        batch_size=batch_size,
-        shuffle=False,
-        collate_fn=collate_clips,
-        num_workers=options.num_workers,
-    )
-
-
 def preload(dataset: ClipDataset) -> None:
     """Decode every clip of ``dataset`` once (into its cache), with a progress bar."""
     for index in tqdm(range(len(dataset)), desc="decoding clips", unit="clip", leave=False):
@@ -340,7 +298,6 @@ __all__ = [
     "collate_clips",
     "find_clips",
     "load_clip",
-    "make_clip_loader",
     "preload",
     "rank_indices",
     "read_frames",

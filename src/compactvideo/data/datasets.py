@@ -41,7 +41,7 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from compactvideo.data.tfrecord import ReadStats
+from compactvideo.data.damage import ReadStats
 from compactvideo.data.yt8m import FrameRecord, VideoRecord, read_records
 from compactvideo.errors import CompactVideoError
 

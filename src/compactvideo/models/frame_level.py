@@ -12,8 +12,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from compactvideo.models.config import FEATURE_SIZES, EmbeddingConfig, FrameLevelConfig
+from compactvideo.models.family import Family, Input, Inputs
 from compactvideo.models.heads import ClassifierHead
+from compactvideo.nn.linear import make_linear
 from compactvideo.nn.pooling import DBoF, NetFV, NetRVLAD, NetVLAD, SoftDBoW
+from compactvideo.tasks import MultiLabelTask
 
 _CLUSTER_POOLINGS = {"netvlad": NetVLAD, "netrvlad": NetRVLAD, "softdbow": SoftDBoW, "netfv": NetFV}
 
@@ -31,7 +34,7 @@ class FullyConnected(nn.Module):
 
     def __init__(self, config: EmbeddingConfig, in_features: int, out_features: int) -> None:
         super().__init__()
-        self.linear = config.fc.build(in_features, out_features, bias=False)
+        self.linear = make_linear(config.fc, in_features, out_features, bias=False)
         self.norm = nn.BatchNorm1d(out_features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -78,3 +81,28 @@ class FrameLevelClassifier(nn.Module):
             outputs = [embedding(frames, num_frames) for embedding in embeddings]
             parts.append(outputs[0] if len(outputs) == 1 else torch.stack(outputs).mean(dim=0))
         return self.head(torch.cat(parts, dim=-1))
+
+
+def frame_inputs(config: FrameLevelConfig) -> Inputs:
+    """(rgb [B, T, 1024], audio [B, T, 128] or None, num_frames [B])."""
+    features = (
+        Input(m, (size,), frames=True) if m in config.modalities else None
+        for m, size in FEATURE_SIZES.items()
+    )
+    return (*features, Input("num_frames", frame_counts=True))
+
+
+def _robust_padding(config: FrameLevelConfig) -> int:
+    return config.samples if config.samples > 1 else 0
+
+
+FRAME_LEVEL = Family(
+    name="frame",
+    config=FrameLevelConfig,
+    build=FrameLevelClassifier,
+    inputs=frame_inputs,
+    task=MultiLabelTask,
+    reader="frame-records",
+    frames=FrameLevelConfig.input_frames,
+    export_padding=_robust_padding,
+)

@@ -1,6 +1,6 @@
 import numpy as np
 
-from compactvideo.data.inspect import format_inspection, inspect_records
+from compactvideo.data.inspection import format_inspection, inspect_records
 from compactvideo.data.yt8m import FrameRecord, VideoRecord, write_records
 
 
