@@ -2,26 +2,17 @@
 
 import dataclasses
 import json
-from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
+from tests.conftest import thetis_state_dict
 
 from compactvideo.checkpoint import load_trained_model, save_checkpoint
 from compactvideo.models import ConfigError, build_model, config_from_dict
 from compactvideo.models.clip import ClipConfig, TuckerLayer
 from compactvideo.nn.tucker import TuckerConv, TuckerLinear
 from compactvideo.profile import count_parameters
-
-FIXTURES = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures"
-THETIS_WEIGHTS = FIXTURES / "thetis_net2_state_dict.pt"
-
-
-def thetis_state_dict():
-    if not THETIS_WEIGHTS.is_file():
-        pytest.skip(f"fixture {THETIS_WEIGHTS} not present")
-    return torch.load(THETIS_WEIGHTS, map_location="cpu", weights_only=True)
 
 
 def reference_net2(state, clips):
@@ -35,10 +26,13 @@ def reference_net2(state, clips):
     return F.linear(x, state["l_out.weight"], state["l_out.bias"])
 
 
+def test_thetis_network_has_the_published_parameter_count():
+    assert count_parameters(build_model("thetis")) == 14_526 + 7_216 + 663_680 + 10_836 + 170 == 696_428
+
+
 def test_thetis_network_loads_the_published_weights_and_matches_their_layer_list():
     state = thetis_state_dict()
     model = build_model("thetis")
-    assert count_parameters(model) == 14_526 + 7_216 + 663_680 + 10_836 + 170 == 696_428
     model.load_state_dict(state)
     clips = torch.randn(1, 4, 28, 120, 160)
     with torch.no_grad():
