@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 from tests.conftest import thetis_state_dict
+from tests.oracles import low_multilinear_rank_kernel
 from torch import nn
 
 from compactvideo.compress.tucker import (
@@ -87,14 +88,10 @@ def test_vbmf_ranks_compress_the_thetis_network_107_fold():
 
 
 def low_multilinear_rank_conv(out_channels, in_channels, kernel, rank_out, rank_in, **kwargs):
-    """A Conv3d whose kernel is exactly G x_0 U_out x_1 U_in (so Tucker-2 at those ranks is exact)."""
-    generator = torch.Generator().manual_seed(0)
-    core = torch.randn(rank_out, rank_in, *kernel, generator=generator, dtype=torch.float64)
-    u_out = torch.randn(out_channels, rank_out, generator=generator, dtype=torch.float64)
-    u_in = torch.randn(in_channels, rank_in, generator=generator, dtype=torch.float64)
+    """A float64 Conv3d whose kernel has multilinear rank (rank_out, rank_in): Tucker-2 there is exact."""
     conv = nn.Conv3d(in_channels, out_channels, kernel, **kwargs).double()
     with torch.no_grad():
-        conv.weight.copy_(torch.einsum("ab...,ta,sb->ts...", core, u_out, u_in))
+        conv.weight.copy_(low_multilinear_rank_kernel(out_channels, in_channels, kernel, rank_out, rank_in))
     return conv
 
 
