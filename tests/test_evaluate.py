@@ -1,9 +1,10 @@
-"""``compactvideo eval`` and ``predict`` end to end, against the model run by hand on every record: the
-ids written (each once) and the metrics of an independent float64 loop oracle."""
+"""``compactvideo eval``, ``predict`` and train's validation end to end, against the model run by hand on
+every record: the ids written (each once) and the metrics of an independent float64 loop oracle."""
 
 import csv
 import json
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -41,7 +42,9 @@ def run(tmp_path_factory):
         elif name.endswith("running_var"):
             buffer.uniform_(0.5, 2.0)
     checkpoint = save_checkpoint(folder / "model.pt", config=CONFIG.to_dict(), state_dict=model.state_dict())
-    return str(folder / "train*.tfrecord"), checkpoint, probabilities_by_hand(checkpoint, files)
+    by_hand = probabilities_by_hand(checkpoint, files)
+    assert len(by_hand) == 30
+    return str(folder / "train*.tfrecord"), checkpoint, by_hand
 
 
 def probabilities_by_hand(checkpoint, files) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -60,7 +63,6 @@ def probabilities_by_hand(checkpoint, files) -> dict[str, tuple[np.ndarray, np.n
             probabilities = model(rgb, audio, torch.tensor([len(frames)]))[0]
         assert record.id not in result
         result[record.id] = (probabilities.double().numpy(), record.labels)
-    assert len(result) == 30
     return result
 
 
@@ -110,3 +112,21 @@ def test_predict_writes_every_video_once_with_its_top_classes(run, tmp_path, cap
         # 6 decimals written: half a unit of the last digit, plus float32 rounding of the batched run
         # (measured up to 4.9e-7).
         np.testing.assert_allclose(scores, probabilities[classes], rtol=0, atol=5e-7 + 1e-7)
+
+
+def test_train_validates_on_the_first_valid_max_videos(run, tmp_path, capsys):
+    """``train --valid-max-videos 8`` (batches of 4): the validation metrics are those of the first 8
+    videos in file order, by hand, with the weights the run ends with."""
+    pattern, checkpoint, _ = run
+    out = tmp_path / "run"
+    args = ["train", "--init", str(checkpoint), "--train", pattern, "--valid", pattern, "--out", str(out)]
+    args += ["--max-examples", "8", "--batch-size", "4", "--valid-max-videos", "8", "--learning-rate", "0.01"]
+    assert main(args) == 0
+    summary = json.loads(capsys.readouterr().out)
+    files = sorted(Path(pattern).parent.glob(Path(pattern).name))
+    first = dict(list(probabilities_by_hand(out / "checkpoint.pt", files).items())[:8])
+    predictions = np.stack([probabilities for probabilities, _ in first.values()])
+    expected = metrics_oracle(predictions, multi_hot([labels for _, labels in first.values()], CLASSES))
+    assert summary["valid"]["videos"] == 8
+    for name, value in expected.items():
+        assert summary["valid"][name] == pytest.approx(value, abs=1e-12), name
