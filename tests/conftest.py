@@ -1,9 +1,35 @@
-"""Shared test set-up: one torch thread (two threads stall on small shared CPUs) and seeded RNGs."""
+"""Shared test set-up: one torch thread (two threads stall on small shared CPUs), seeded RNGs, small
+frame-level shards, and the published fixtures of ``../shared/fixtures``."""
+
+import os
+from pathlib import Path
 
 import pytest
 import torch
 
 torch.set_num_threads(1)
+
+SHARED_FIXTURES = Path(__file__).resolve().parents[1] / ".." / "shared" / "fixtures"
+
+
+def shared_fixture(name: str) -> Path:
+    """The path of a published fixture in ``../shared/fixtures`` (next to the checkout).
+
+    A missing fixture skips the test in a user's clone, but fails it when ``CI`` is set: there the
+    fixture belongs to the set-up, and a skip would hide that the published figures went unchecked.
+    """
+    path = SHARED_FIXTURES / name
+    if not path.is_file():
+        message = f"fixture {path.resolve()} not present (see shared/fixtures/README.md)"
+        if os.environ.get("CI"):
+            pytest.fail(f"{message}; CI is set, so the tests that need it fail", pytrace=False)
+        pytest.skip(message)
+    return path
+
+
+def thetis_state_dict() -> dict[str, torch.Tensor]:
+    """The trained THETIS network of Rasmussen et al. (2022), the weights behind its EVBMF ranks."""
+    return torch.load(shared_fixture("thetis_net2_state_dict.pt"), map_location="cpu", weights_only=True)
 
 
 @pytest.fixture(autouse=True)

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from tests.oracles import metrics_oracle as oracle
 
 from compactvideo.metrics import MetricAccumulator, gap, hit_at_one, mean_average_precision, perr
 
@@ -16,44 +17,6 @@ def test_hand_computed_case():
     assert perr(PREDICTIONS, LABELS) == pytest.approx((1 / 2 + 0) / 2)
     # Class 0: AP 1; class 1: its only positive is outside video 0's top 2, AP 0; class 2: AP 1.
     assert mean_average_precision(PREDICTIONS, LABELS, top_k=2) == pytest.approx(2 / 3)
-
-
-def oracle(predictions, labels, top_k):
-    """The starter code's procedure with Python loops: per-video top-k triplets, pooled APs."""
-    num_videos, num_classes = predictions.shape
-    k = min(top_k, num_classes)
-    triplets = []
-    for v in range(num_videos):
-        for c in sorted(range(num_classes), key=lambda c: -predictions[v, c])[:k]:
-            triplets.append((c, predictions[v, c], labels[v, c]))
-
-    def ap(pairs, positives):
-        if positives == 0:
-            return 0.0
-        total, hits = 0.0, 0
-        for rank, (_, rel) in enumerate(sorted(pairs, key=lambda p: -p[0]), start=1):
-            if rel > 0:
-                hits += 1
-                total += hits / rank
-        return total / positives
-
-    hit1 = np.mean([labels[v, int(np.argmax(predictions[v]))] for v in range(num_videos)])
-    perrs = []
-    for v in range(num_videos):
-        n = int(labels[v].sum())
-        top = sorted(range(num_classes), key=lambda c: -predictions[v, c])[:n]
-        perrs.append(sum(labels[v, c] for c in top if predictions[v, c] > 0) / n if n else 0.0)
-    class_aps = [
-        ap([(s, r) for c2, s, r in triplets if c2 == c], labels[:, c].sum())
-        for c in range(num_classes)
-        if labels[:, c].sum() > 0
-    ]
-    return {
-        "gap": ap([(s, r) for _, s, r in triplets], labels.sum()),
-        "hit_at_one": hit1,
-        "perr": np.mean(perrs),
-        "map": np.mean(class_aps),
-    }
 
 
 @pytest.fixture(scope="module")
