@@ -28,13 +28,15 @@ def oracle(predictions, labels, top_k):
             triplets.append((c, predictions[v, c], labels[v, c]))
 
     def ap(pairs, positives):
+        """Each distinct score is one threshold: its tied pairs enter together."""
         if positives == 0:
             return 0.0
-        total, hits = 0.0, 0
-        for rank, (_, rel) in enumerate(sorted(pairs, key=lambda p: -p[0]), start=1):
-            if rel > 0:
-                hits += 1
-                total += hits / rank
+        total, hits, seen = 0.0, 0, 0
+        for threshold in sorted({score for score, _ in pairs}, reverse=True):
+            tied = [rel for score, rel in pairs if score == threshold]
+            new_hits = sum(1 for rel in tied if rel > 0)
+            hits, seen = hits + new_hits, seen + len(tied)
+            total += new_hits * hits / seen
         return total / positives
 
     hit1 = np.mean([labels[v, int(np.argmax(predictions[v]))] for v in range(num_videos)])
@@ -110,6 +112,46 @@ def test_shape_errors_are_precise():
         MetricAccumulator(num_classes=3).update(np.zeros((2, 4)), np.zeros((2, 4)))
     with pytest.raises(ValueError, match="no predictions"):
         MetricAccumulator(num_classes=3).result()
+
+
+def test_tied_scores_count_as_one_threshold():
+    # Pooled pairs: .9 hit; then .5 miss and .5 hit tied (precision 2/3 once both are in); .1 miss.
+    predictions = np.array([[0.9, 0.5], [0.5, 0.1]])
+    labels = np.array([[1, 0], [1, 0]])
+    assert gap(predictions, labels) == pytest.approx((1 + 2 / 3) / 2)
+    assert gap(predictions[::-1], labels[::-1]) == gap(predictions, labels)
+
+
+@pytest.fixture(scope="module")
+def tied_case():
+    rng = np.random.default_rng(1)
+    labels = (rng.random((200, 30)) < 0.1).astype(np.int64)
+    predictions = np.round(0.3 * labels + rng.random((200, 30)), 1)  # 14 distinct scores: many ties
+    return predictions, labels
+
+
+def test_functions_match_the_oracle_with_ties(tied_case):
+    predictions, labels = tied_case
+    expected = oracle(predictions, labels, top_k=20)
+    assert gap(predictions, labels) == pytest.approx(expected["gap"], abs=1e-12)
+    assert mean_average_precision(predictions, labels) == pytest.approx(expected["map"], abs=1e-12)
+
+
+def test_accumulated_metrics_are_bit_identical_whatever_the_order_batches_and_merges(tied_case):
+    predictions, labels = tied_case
+    whole = MetricAccumulator(num_classes=30)
+    whole.update(predictions, labels)
+    expected = whole.result()
+    rng = np.random.default_rng(2)
+    for batch_size in (1, 7, 64):
+        order = rng.permutation(len(predictions))
+        parts = [MetricAccumulator(num_classes=30) for _ in range(3)]
+        for number, start in enumerate(range(0, len(order), batch_size)):
+            rows = order[start : start + batch_size]
+            parts[number % 3].update(predictions[rows], labels[rows])
+        parts[2].merge(parts[0])
+        parts[2].merge(parts[1])
+        assert parts[2].result() == expected, batch_size
 
 
 def test_merged_accumulators_equal_one_pass(random_case):
