@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import glob
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 from torch.utils.data import DataLoader
 
-from compactvideo.data.datasets import FrameSampling, RecordDataset, collate
+from compactvideo.data.batching import LoaderPosition, batch_loader
+from compactvideo.data.datasets import FrameSampling, RecordDataset
 from compactvideo.distributed import DistributedContext
-from compactvideo.errors import CompactVideoError
+from compactvideo.errors import CompactVideoError, check_at_least
 
 
 @dataclass
@@ -37,6 +37,11 @@ class LoaderOptions:
     skip_corrupt: bool = False
     clip_sampling: str = "center"
     clip_cache: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("frames", "samples", "frames_per_sample", "max_frames", "shuffle_buffer"):
+            check_at_least(name, getattr(self, name), 1)
+        check_at_least("num_workers", self.num_workers, 0)
 
 
 def resolve_files(pattern: str) -> list[Path]:
@@ -73,16 +78,25 @@ def make_loader(
     context: DistributedContext,
     seed: int = 0,
     epoch: int = 0,
+    position: LoaderPosition | None = None,
+    limit: int | None = None,
 ) -> DataLoader:
-    """Batches of this rank's share of the data a model of ``config`` reads (see the module docstring)."""
+    """Batches of this rank's share of the data a model of ``config`` reads (see the module docstring).
+
+    ``seed`` seeds the frame draws (with ``epoch`` in training); ``position`` resumes a training epoch
+    where a checkpoint left it; ``limit`` keeps the first ``limit`` videos (evaluation).
+    """
     if config.family == "clip":
         from compactvideo.data.clips import make_clip_loader
 
-        return make_clip_loader(config, pattern, options, batch_size, training, context, seed, epoch)
+        return make_clip_loader(
+            config, pattern, options, batch_size, training, context, seed, epoch, position, limit
+        )
     dataset = RecordDataset(
         resolve_files(pattern),
         level=config.family,
         num_classes=config.num_classes,
+        batch_size=batch_size,
         sampling=frame_sampling_for(config, options),
         training=training,
         rank=context.rank,
@@ -94,11 +108,7 @@ def make_loader(
         split_half=options.split_half and training,
         l2_normalize=options.l2_normalize,
         skip_corrupt=options.skip_corrupt,
+        limit=limit,
+        position=position,
     )
-    return DataLoader(
-        dataset,
-        batch_size=batch_size,
-        collate_fn=partial(collate, num_classes=config.num_classes),
-        num_workers=options.num_workers,
-        persistent_workers=False,
-    )
+    return batch_loader(dataset, options.num_workers)

@@ -37,9 +37,10 @@ from typing import Any
 import av
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from compactvideo.data.batching import LoaderPosition, batch_loader, batches
 from compactvideo.distributed import DistributedContext
 from compactvideo.errors import CompactVideoError
 
@@ -280,6 +281,23 @@ def rank_indices(
     return [int(i) for i in order[rank::world_size]]
 
 
+class ClipBatches(Dataset):
+    """Item k is the k-th batch of ``groups`` (lists of clip indices) from ``start`` on, collated, with
+    its position: the batches and clips used once it is consumed (see compactvideo.data.batching)."""
+
+    def __init__(self, clips: ClipDataset, groups: list[list[int]], start: int = 0) -> None:
+        self.clips, self.groups, self.start = clips, groups, start
+
+    def __len__(self) -> int:
+        return len(self.groups) - self.start
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        used = self.start + index + 1
+        batch = collate_clips([self.clips[i] for i in self.groups[used - 1]])
+        batch["position"] = (0, {"batches": used, "records": sum(map(len, self.groups[:used]))})
+        return batch
+
+
 def make_clip_loader(
     config: Any,
     root: str | Path,
@@ -289,13 +307,18 @@ def make_clip_loader(
     context: DistributedContext,
     seed: int = 0,
     epoch: int = 0,
+    position: LoaderPosition | None = None,
+    limit: int | None = None,
 ) -> DataLoader:
     """Batches of this rank's share of the clips under ``root`` for a clip model ``config``.
 
     The clip shape comes from the config (``in_channels``, ``frames``, ``height``, ``width``);
     ``options`` is a :class:`compactvideo.loaders.LoaderOptions`: ``num_workers``, ``clip_sampling``
     ("center" or "uniform") and ``clip_cache`` (None, "memory" or a folder).
-    Training order is a permutation seeded by (seed, epoch); evaluation keeps the folder order.
+    Training order is a permutation seeded by (seed, epoch); evaluation keeps the folder order, and
+    ``limit`` keeps its first ``limit`` clips. Batches hold ``batch_size`` clips (a last one of one
+    joins the one before); the DataLoader returns them in order whatever its workers, so a rank's
+    position is the number of batches it used, and ``position`` resumes after them.
     """
     dataset = ClipDataset(
         root,
@@ -311,14 +334,10 @@ def make_clip_loader(
             f"{root}: the model has {config.num_classes} classes, the folder has {len(dataset.classes)} "
             f"({', '.join(dataset.classes)})"
         )
-    indices = rank_indices(len(dataset), training, context.rank, context.world_size, seed, epoch)
-    return DataLoader(
-        Subset(dataset, indices),
-        batch_size=batch_size,
-        shuffle=False,
-        collate_fn=collate_clips,
-        num_workers=options.num_workers,
-    )
+    count = len(dataset) if limit is None else min(limit, len(dataset))
+    indices = rank_indices(count, training, context.rank, context.world_size, seed, epoch)
+    start = position.states[0]["batches"] if position is not None and position.states else 0
+    return batch_loader(ClipBatches(dataset, list(batches(indices, batch_size)), start), options.num_workers)
 
 
 def preload(dataset: ClipDataset) -> None:
@@ -328,6 +347,7 @@ def preload(dataset: ClipDataset) -> None:
 
 
 __all__ = [
+    "ClipBatches",
     "ClipDataset",
     "ClipDecodeError",
     "ClipError",
