@@ -1,7 +1,8 @@
 """Checkpoints: ``torch.save`` dicts written atomically, read back with a clear error when damaged.
 
 A checkpoint holds ``config`` (the model config as a plain dict, so the model can be rebuilt from the
-file alone), ``state_dict`` and, for training runs, ``optimizer``, ``step``, ``examples_seen`` and ``rng``;
+file alone), ``state_dict``, ``seed`` (the training seed, which also seeds evaluation's frame draws)
+and, for training runs, ``optimizer``, ``step``, ``progress``, ``rng`` and ``loader`` (per rank);
 ``quantized: True`` marks int8 weights (see :mod:`compactvideo.quantize`).
 Writing goes to a temporary file in the same folder, is flushed to disk, then renamed over the target:
 a crash leaves either the old or the new file, never half of one. :func:`save_checkpoint` with
@@ -95,10 +96,16 @@ def load_latest_checkpoint(
 
 def load_trained_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> torch.nn.Module:
     """Rebuild the model a checkpoint describes, load its weights, and put it in eval mode on ``device``."""
+    return model_from_checkpoint(load_checkpoint(path), device, path)
+
+
+def model_from_checkpoint(
+    checkpoint: dict[str, Any], device: str | torch.device = "cpu", path: str | os.PathLike = "checkpoint"
+) -> torch.nn.Module:
+    """:func:`load_trained_model` for a checkpoint already read (``path`` names it in errors)."""
     from compactvideo.models import build_model, config_from_dict
     from compactvideo.quantize import restore_quantized
 
-    checkpoint = load_checkpoint(path)
     model = restore_quantized(build_model(config_from_dict(checkpoint["config"])), checkpoint)
     try:
         model.load_state_dict(checkpoint["state_dict"])

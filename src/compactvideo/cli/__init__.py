@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import torch
 
 from compactvideo import __version__
-from compactvideo.errors import CompactVideoError
+from compactvideo.errors import CompactVideoError, OptionError
 
 # The command modules, in the order `compactvideo --help` lists them.
 COMMAND_MODULES = ("demo", "data", "models", "train", "evaluate", "compress", "profile", "export")
@@ -49,6 +49,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     try:
         return int(args.run(args) or 0)
+    except OptionError as error:  # named after the flag the user typed
+        print(f"compactvideo: error: {error.flag_message()}", file=sys.stderr)
+        return 2
     except CompactVideoError as error:
         print(f"compactvideo: error: {error}", file=sys.stderr)
         return 2
