@@ -67,8 +67,17 @@ def random_case():
     return predictions, labels
 
 
-def test_functions_match_the_oracle(random_case):
-    predictions, labels = random_case
+@pytest.fixture(scope="module")
+def tied_case():
+    rng = np.random.default_rng(1)
+    labels = (rng.random((200, 30)) < 0.1).astype(np.int64)
+    predictions = np.round(0.3 * labels + rng.random((200, 30)), 1)  # 14 distinct scores: many ties
+    return predictions, labels
+
+
+@pytest.mark.parametrize("case", ["random_case", "tied_case"])
+def test_functions_match_the_oracle(request, case):
+    predictions, labels = request.getfixturevalue(case)
     expected = oracle(predictions, labels, top_k=20)
     assert gap(predictions, labels) == pytest.approx(expected["gap"], abs=1e-12)
     assert hit_at_one(predictions, labels) == pytest.approx(expected["hit_at_one"], abs=1e-12)
@@ -120,21 +129,6 @@ def test_tied_scores_count_as_one_threshold():
     labels = np.array([[1, 0], [1, 0]])
     assert gap(predictions, labels) == pytest.approx((1 + 2 / 3) / 2)
     assert gap(predictions[::-1], labels[::-1]) == gap(predictions, labels)
-
-
-@pytest.fixture(scope="module")
-def tied_case():
-    rng = np.random.default_rng(1)
-    labels = (rng.random((200, 30)) < 0.1).astype(np.int64)
-    predictions = np.round(0.3 * labels + rng.random((200, 30)), 1)  # 14 distinct scores: many ties
-    return predictions, labels
-
-
-def test_functions_match_the_oracle_with_ties(tied_case):
-    predictions, labels = tied_case
-    expected = oracle(predictions, labels, top_k=20)
-    assert gap(predictions, labels) == pytest.approx(expected["gap"], abs=1e-12)
-    assert mean_average_precision(predictions, labels) == pytest.approx(expected["map"], abs=1e-12)
 
 
 def test_accumulated_metrics_are_bit_identical_whatever_the_order_batches_and_merges(tied_case):

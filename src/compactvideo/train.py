@@ -317,21 +317,17 @@ def train(
                 options=asdict(options),
             )
 
+    def batches_of(pattern: str, training: bool, **where: Any) -> Iterable[dict[str, Any]]:
+        """This rank's batches of ``pattern`` (``where``: the epoch and position, or a limit)."""
+        data, size = options.data, options.batch_size
+        return make_loader(config, pattern, data, size, training, context, options.seed, **where)
+
     validation_seconds = 0.0  # kept out of the training rate
 
     def validate() -> dict[str, float]:
         nonlocal validation_seconds
         validation_started = time.perf_counter()
-        loader = make_loader(
-            config,
-            valid_pattern,
-            options.data,
-            options.batch_size,
-            training=False,
-            context=context,
-            seed=options.seed,
-            limit=options.valid_max_videos,
-        )
+        loader = batches_of(valid_pattern, training=False, limit=options.valid_max_videos)
         context.share_buffers(model)  # every rank evaluates the weights rank 0 saves
         result = evaluate_loader(model, loader, task, context)
         model.train()
@@ -375,18 +371,7 @@ def train(
     last_valid: dict[str, float] | None = None
     model.train()
     while progress.examples < budget and (options.epochs is None or progress.epoch < options.epochs):
-        loader = make_loader(
-            config,
-            train_pattern,
-            options.data,
-            options.batch_size,
-            training=True,
-            context=context,
-            seed=options.seed,
-            epoch=progress.epoch,
-            position=position,
-        )
-        batches = iter(loader)
+        batches = iter(batches_of(train_pattern, training=True, epoch=progress.epoch, position=position))
         while progress.examples < budget:
             batch = next(batches, None)
             size = 0 if batch is None else task.batch_size(batch)
