@@ -19,13 +19,15 @@ def metrics_oracle(predictions, labels, top_k: int = 20) -> dict[str, float]:
             triplets.append((c, predictions[v, c], labels[v, c]))
 
     def ap(pairs, positives):
+        """Each distinct score is one threshold: its tied pairs enter together."""
         if positives == 0:
             return 0.0
-        total, hits = 0.0, 0
-        for rank, (_, rel) in enumerate(sorted(pairs, key=lambda p: -p[0]), start=1):
-            if rel > 0:
-                hits += 1
-                total += hits / rank
+        total, hits, seen = 0.0, 0, 0
+        for threshold in sorted({score for score, _ in pairs}, reverse=True):
+            tied = [rel for score, rel in pairs if score == threshold]
+            new_hits = sum(1 for rel in tied if rel > 0)
+            hits, seen = hits + new_hits, seen + len(tied)
+            total += new_hits * hits / seen
         return total / positives
 
     hit1 = np.mean([labels[v, int(np.argmax(predictions[v]))] for v in range(num_videos)])

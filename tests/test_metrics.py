@@ -28,8 +28,17 @@ def random_case():
     return predictions, labels
 
 
-def test_functions_match_the_oracle(random_case):
-    predictions, labels = random_case
+@pytest.fixture(scope="module")
+def tied_case():
+    rng = np.random.default_rng(1)
+    labels = (rng.random((200, 30)) < 0.1).astype(np.int64)
+    predictions = np.round(0.3 * labels + rng.random((200, 30)), 1)  # 14 distinct scores: many ties
+    return predictions, labels
+
+
+@pytest.mark.parametrize("case", ["random_case", "tied_case"])
+def test_functions_match_the_oracle(request, case):
+    predictions, labels = request.getfixturevalue(case)
     expected = oracle(predictions, labels, top_k=20)
     assert gap(predictions, labels) == pytest.approx(expected["gap"], abs=1e-12)
     assert hit_at_one(predictions, labels) == pytest.approx(expected["hit_at_one"], abs=1e-12)
@@ -73,6 +82,31 @@ def test_shape_errors_are_precise():
         MetricAccumulator(num_classes=3).update(np.zeros((2, 4)), np.zeros((2, 4)))
     with pytest.raises(ValueError, match="no predictions"):
         MetricAccumulator(num_classes=3).result()
+
+
+def test_tied_scores_count_as_one_threshold():
+    # Pooled pairs: .9 hit; then .5 miss and .5 hit tied (precision 2/3 once both are in); .1 miss.
+    predictions = np.array([[0.9, 0.5], [0.5, 0.1]])
+    labels = np.array([[1, 0], [1, 0]])
+    assert gap(predictions, labels) == pytest.approx((1 + 2 / 3) / 2)
+    assert gap(predictions[::-1], labels[::-1]) == gap(predictions, labels)
+
+
+def test_accumulated_metrics_are_bit_identical_whatever_the_order_batches_and_merges(tied_case):
+    predictions, labels = tied_case
+    whole = MetricAccumulator(num_classes=30)
+    whole.update(predictions, labels)
+    expected = whole.result()
+    rng = np.random.default_rng(2)
+    for batch_size in (1, 7, 64):
+        order = rng.permutation(len(predictions))
+        parts = [MetricAccumulator(num_classes=30) for _ in range(3)]
+        for number, start in enumerate(range(0, len(order), batch_size)):
+            rows = order[start : start + batch_size]
+            parts[number % 3].update(predictions[rows], labels[rows])
+        parts[2].merge(parts[0])
+        parts[2].merge(parts[1])
+        assert parts[2].result() == expected, batch_size
 
 
 def test_merged_accumulators_equal_one_pass(random_case):

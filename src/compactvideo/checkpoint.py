@@ -4,7 +4,8 @@ This module is file I/O only and knows nothing of models (rebuilding one is
 :func:`compactvideo.models.load_model`). A checkpoint holds ``format_version``, ``config`` (the model
 config as a plain dict: architecture, compression, quantization and data contract, so the model can be
 rebuilt from the file alone), ``state_dict`` and, for training runs, ``optimizer``, ``progress``,
-``step``, ``rng`` and ``options``.
+``step``, ``rng``, ``loader`` (per rank), ``log_bytes`` and ``options``; every checkpoint of a
+training run also holds ``seed`` (which seeds evaluation's frame draws too).
 
 Writing goes to a temporary file in the same folder, is flushed to disk, then renamed over the target:
 a crash leaves either the old or the new file, never half of one. :func:`save_checkpoint` with

@@ -1,11 +1,18 @@
-"""Evaluation and prediction of a trained model.
+"""Evaluation and prediction of a trained model: a function of the checkpoint and the data only.
 
 - :func:`evaluate_loader` runs a model over a loader and returns the task's metrics (GAP@20, Hit@1,
-  PERR, mAP for YouTube-8M; accuracy for clips), merged over ranks when distributed.
+  PERR, mAP for YouTube-8M; accuracy for clips), merged exactly over ranks when distributed.
 - :func:`evaluate` does that for a checkpoint and a file pattern and writes the result as JSON.
 - :func:`predict` writes the Kaggle submission format of the YouTube-8M challenges: a header
   ``VideoId,LabelConfidencePairs`` and one row per video, ``id,label score label score ...`` with the
-  top 20 classes by descending probability.
+  top 20 classes by descending probability, rows in the order of the data (file, then record).
+
+Results do not depend on the batch size, ``num_workers``, the number of ranks or the order in which
+videos arrive: frame draws are seeded by the checkpoint's seed and each video's id
+(:mod:`compactvideo.data.datasets`), the model runs on one video at a time (BLAS kernels round a row's
+dot products differently for different batch shapes, so a batched forward is not batch-invariant),
+and the metrics accumulate exactly (:mod:`compactvideo.metrics`). Under ``torchrun`` each rank
+evaluates its share of the data, and rank 0 writes the JSON or CSV file.
 """
 
 from __future__ import annotations
@@ -21,35 +28,41 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from compactvideo.checkpoint import load_checkpoint
+from compactvideo.data.datasets import split_batch
 from compactvideo.distributed import DistributedContext
-from compactvideo.errors import CompactVideoError
+from compactvideo.errors import CompactVideoError, check_at_least
 from compactvideo.loaders import LoaderOptions, make_loader
-from compactvideo.models import load_model, override_data, task_for
+from compactvideo.models import model_from_checkpoint, override_data, task_for
 from compactvideo.tasks import MultiLabelTask, Task
+
+
+def model_outputs(model: nn.Module, task: Task, batch: dict[str, Any], device: torch.device) -> torch.Tensor:
+    """The model's outputs for the examples of ``batch``, each computed on that example alone, so that
+    they are bit-identical whatever batch the example came in."""
+    return torch.cat([model(*task.inputs(one, device)) for one in split_batch(batch)])
 
 
 @torch.no_grad()
 def evaluate_loader(
-    model: nn.Module,
-    loader: Any,
-    task: Task,
-    context: DistributedContext | None = None,
-    max_videos: int | None = None,
+    model: nn.Module, loader: Any, task: Task, context: DistributedContext | None = None
 ) -> dict[str, float]:
-    """The task's metrics over every batch of ``loader`` (or the first ``max_videos`` of each rank)."""
+    """The task's metrics over every batch of ``loader``, merged over ranks when distributed."""
     context = context or DistributedContext(torch.device("cpu"))
     model.eval()
     metrics = task.metrics()
-    seen = 0
     for batch in tqdm(loader, desc="evaluating", unit="batch", leave=False, disable=not context.is_main):
-        metrics.update(model(*task.inputs(batch, context.device)), batch)
-        seen += task.batch_size(batch)
-        if max_videos is not None and seen >= max_videos:
-            break
+        metrics.update(model_outputs(model, task, batch, context.device), batch)
     parts = context.gather(metrics)
     for other in parts[1:]:
         parts[0].merge(other)
     return parts[0].result()
+
+
+def _load(checkpoint: str | Path, device: torch.device) -> tuple[nn.Module, int]:
+    """The model in eval mode and the seed of its evaluation frame draws (its training seed)."""
+    stored = load_checkpoint(checkpoint)
+    return model_from_checkpoint(stored, device, checkpoint), int(stored.get("seed", 0))
 
 
 def evaluate(
@@ -64,17 +77,20 @@ def evaluate(
     """Evaluate a checkpoint on the records matching ``pattern``; write JSON to ``out`` if given.
 
     The data are read as the model's data contract (stored in the checkpoint) prescribes; ``contract``
-    overrides some of its fields, with a warning naming what differs from training.
+    overrides some of its fields, with a warning naming what differs from training. Under ``torchrun``
+    every rank evaluates its share and returns the merged result; rank 0 writes.
     """
-    context = DistributedContext(torch.device(device))
-    model = load_model(checkpoint, context.device)
+    check_at_least("batch_size", batch_size, 1)
+    context = DistributedContext.from_environment(device)
+    model, seed = _load(checkpoint, context.device)
     config = override_data(model.config, contract or {})
     loader = make_loader(
-        config, pattern, data or LoaderOptions(), batch_size, training=False, context=context
+        config, pattern, data or LoaderOptions(), batch_size, training=False, context=context, seed=seed
     )
     result = evaluate_loader(model, loader, task_for(model.config), context)
-    if out is not None:
+    if out is not None and context.is_main:
         Path(out).write_text(json.dumps({"checkpoint": str(checkpoint), "data": pattern, **result}, indent=2))
+    context.close()
     return result
 
 
@@ -92,9 +108,12 @@ def predict(
     """Write the top ``top_k`` (label, probability) pairs of every video as a Kaggle CSV; return the count.
 
     The data are read as in :func:`evaluate` (the checkpoint's data contract, ``contract`` overriding).
+    Under ``torchrun`` every rank predicts its share; rank 0 gathers the rows and writes the file.
     """
-    context = DistributedContext(torch.device(device))
-    model = load_model(checkpoint, context.device)
+    check_at_least("top_k", top_k, 1)
+    check_at_least("batch_size", batch_size, 1)
+    context = DistributedContext.from_environment(device)
+    model, seed = _load(checkpoint, context.device)
     task = task_for(model.config)
     if not isinstance(task, MultiLabelTask):
         raise CompactVideoError(
@@ -102,22 +121,24 @@ def predict(
         )
     config = override_data(model.config, contract or {})
     loader = make_loader(
-        config, pattern, data or LoaderOptions(), batch_size, training=False, context=context
+        config, pattern, data or LoaderOptions(), batch_size, training=False, context=context, seed=seed
     )
-    model.eval()
-    written = 0
-    with open(out, "w", newline="") as file:
-        writer = csv.writer(file)
-        writer.writerow(["VideoId", "LabelConfidencePairs"])
-        for batch in tqdm(loader, desc="predicting", unit="batch", leave=False):
-            probabilities = model(*task.inputs(batch, context.device)).float().cpu().numpy()
-            k = min(top_k, probabilities.shape[1])
-            top = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
-            for video_id, classes, scores in zip(
-                batch["ids"], top, np.take_along_axis(probabilities, top, 1), strict=True
-            ):
-                writer.writerow(
-                    [video_id, " ".join(f"{c} {s:.6f}" for c, s in zip(classes, scores, strict=True))]
-                )
-                written += 1
+    rows = []
+    for batch in tqdm(loader, desc="predicting", unit="batch", leave=False, disable=not context.is_main):
+        probabilities = model_outputs(model, task, batch, context.device).float().cpu().numpy()
+        k = min(top_k, probabilities.shape[1])
+        top = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
+        scores = np.take_along_axis(probabilities, top, 1)
+        for key, video_id, classes, values in zip(batch["keys"], batch["ids"], top, scores, strict=True):
+            pairs = " ".join(f"{c} {s:.6f}" for c, s in zip(classes, values, strict=True))
+            rows.append((key, video_id, pairs))
+    shares = context.collect(rows)
+    if shares is not None:
+        with open(out, "w", newline="") as file:
+            writer = csv.writer(file)
+            writer.writerow(["VideoId", "LabelConfidencePairs"])
+            for _, video_id, pairs in sorted((row for share in shares for row in share), key=lambda r: r[0]):
+                writer.writerow([video_id, pairs])
+    written = context.sum(len(rows))
+    context.close()
     return written

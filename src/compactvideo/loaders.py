@@ -11,16 +11,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import DataLoader, Dataset
 
-from compactvideo.data.clips import ClipDataset, ClipFolderError, collate_clips, rank_indices
-from compactvideo.data.datasets import RecordDataset, collate
+from compactvideo.data.batching import LoaderPosition, batch_loader, batches
+from compactvideo.data.clips import ClipBatches, ClipDataset, ClipFolderError, rank_indices
+from compactvideo.data.datasets import RecordDataset
 from compactvideo.data.files import resolve_files
 from compactvideo.distributed import DistributedContext
-from compactvideo.errors import CompactVideoError
+from compactvideo.errors import CompactVideoError, check_at_least
 from compactvideo.models import family_of
 
 
@@ -40,25 +40,34 @@ class LoaderOptions:
     skip_corrupt: bool = False
     clip_cache: str | None = None
 
+    def __post_init__(self) -> None:
+        check_at_least("shuffle_buffer", self.shuffle_buffer, 1)
+        check_at_least("num_workers", self.num_workers, 0)
+
 
 @dataclass(frozen=True)
 class ReadRequest:
-    """What a reader needs besides the model's config: the data, the options, and this process's share
-    (its rank, training or not, the epoch's seed)."""
+    """What a reader needs besides the model's config: the data, the options, the batch size, and this
+    process's share (its rank, training or not, the epoch's seed, where a resumed epoch starts, and
+    ``limit``: the first ``limit`` videos of the data in evaluation)."""
 
     pattern: str
     options: LoaderOptions
+    batch_size: int
     training: bool
     context: DistributedContext
     seed: int
     epoch: int
+    position: LoaderPosition | None = None
+    limit: int | None = None
 
 
-def _record_dataset(config: Any, request: ReadRequest, **contract: Any) -> tuple[Dataset, Callable]:
+def _record_dataset(config: Any, request: ReadRequest, **contract: Any) -> Dataset:
     options = request.options
-    dataset = RecordDataset(
+    return RecordDataset(
         resolve_files(request.pattern),
         num_classes=config.num_classes,
+        batch_size=request.batch_size,
         training=request.training,
         rank=request.context.rank,
         world_size=request.context.world_size,
@@ -67,12 +76,13 @@ def _record_dataset(config: Any, request: ReadRequest, **contract: Any) -> tuple
         shuffle_buffer=options.shuffle_buffer,
         split_half=options.split_half and request.training,
         skip_corrupt=options.skip_corrupt,
+        limit=request.limit,
+        position=request.position,
         **contract,
     )
-    return dataset, partial(collate, num_classes=config.num_classes)
 
 
-def _frame_records(config: Any, request: ReadRequest) -> tuple[Dataset, Callable]:
+def _frame_records(config: Any, request: ReadRequest) -> Dataset:
     """Frame-level records as a :class:`~compactvideo.models.config.FrameData` contract prescribes."""
     data = config.data
     return _record_dataset(
@@ -85,15 +95,18 @@ def _frame_records(config: Any, request: ReadRequest) -> tuple[Dataset, Callable
     )
 
 
-def _video_records(config: Any, request: ReadRequest) -> tuple[Dataset, Callable]:
+def _video_records(config: Any, request: ReadRequest) -> Dataset:
     """Video-level records: the mean features as stored."""
     return _record_dataset(config, request, level="video")
 
 
-def _clips(config: Any, request: ReadRequest) -> tuple[Dataset, Callable]:
-    """This rank's share of the clips in the folder ``request.pattern`` (a permutation seeded by (seed,
-    epoch) in training, folder order otherwise), shaped ``in_channels`` x ``frames`` x ``height`` x
-    ``width`` and sampled as ``config.data.clip_sampling`` says."""
+def _clips(config: Any, request: ReadRequest) -> Dataset:
+    """Batches of this rank's share of the clips in the folder ``request.pattern`` (a permutation
+    seeded by (seed, epoch) in training, folder order otherwise, the first ``limit`` clips in
+    evaluation), shaped ``in_channels`` x ``frames`` x ``height`` x ``width`` and sampled as
+    ``config.data.clip_sampling`` says. A last batch of one joins the one before; the DataLoader
+    returns batches in order whatever its workers, so a rank's position is the number of batches it
+    used, and a resumed epoch starts after them."""
     root = request.pattern
     dataset = ClipDataset(
         root,
@@ -110,14 +123,17 @@ def _clips(config: Any, request: ReadRequest) -> tuple[Dataset, Callable]:
             f"({', '.join(dataset.classes)})"
         )
     context = request.context
+    count = len(dataset) if request.limit is None else min(request.limit, len(dataset))
     indices = rank_indices(
-        len(dataset), request.training, context.rank, context.world_size, request.seed, request.epoch
+        count, request.training, context.rank, context.world_size, request.seed, request.epoch
     )
-    return Subset(dataset, indices), collate_clips
+    position = request.position
+    start = position.states[0]["batches"] if position is not None and position.states else 0
+    return ClipBatches(dataset, list(batches(indices, request.batch_size)), start)
 
 
-# A family's ``reader`` names one of these: (config, request) -> (dataset, collate function).
-READERS: dict[str, Callable[[Any, ReadRequest], tuple[Dataset, Callable]]] = {
+# A family's ``reader`` names one of these: (config, request) -> a dataset of whole batches.
+READERS: dict[str, Callable[[Any, ReadRequest], Dataset]] = {
     "frame-records": _frame_records,
     "video-records": _video_records,
     "clips": _clips,
@@ -133,19 +149,18 @@ def make_loader(
     context: DistributedContext,
     seed: int = 0,
     epoch: int = 0,
+    position: LoaderPosition | None = None,
+    limit: int | None = None,
 ) -> DataLoader:
-    """Batches of this rank's share of the data a model of ``config`` reads (see the module docstring)."""
+    """Batches of this rank's share of the data a model of ``config`` reads (see the module docstring).
+
+    ``seed`` seeds the frame draws (with ``epoch`` in training); ``position`` resumes a training epoch
+    where a checkpoint left it; ``limit`` keeps the first ``limit`` videos (evaluation).
+    """
     reader = family_of(config).reader
     if reader not in READERS:
         raise CompactVideoError(
             f"model family {config.family!r} reads {reader!r}; known readers: {list(READERS)}"
         )
-    request = ReadRequest(pattern, options, training, context, seed, epoch)
-    dataset, collate_fn = READERS[reader](config, request)
-    return DataLoader(
-        dataset,
-        batch_size=batch_size,
-        collate_fn=collate_fn,
-        num_workers=options.num_workers,
-        persistent_workers=False,
-    )
+    request = ReadRequest(pattern, options, batch_size, training, context, seed, epoch, position, limit)
+    return batch_loader(READERS[reader](config, request), options.num_workers)

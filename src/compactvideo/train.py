@@ -5,25 +5,40 @@ Defaults are the paper's (Araujo et al. 2018, sec. 4; the YouTube-8M starter cod
 parameter's gradient clipped to norm 1 on its own (TensorFlow's clip_by_norm: g * 1 / max(|g|, 1)),
 the starter code's cross-entropy, batch 80.
 
-Runs on one CPU, one GPU, or many processes launched by ``torchrun`` (DistributedDataParallel: gloo on
-CPU, nccl on GPU). Every rank reads its own share of the shard files; gradients are averaged across
-ranks, so a step on R ranks of B examples equals a step on one process with the R x B examples (batch
-norm statistics stay per rank, as in the authors' multi-GPU towers). An epoch ends for all ranks when
-the first rank runs out of batches, so uneven shards never leave a rank waiting in a collective.
-Rank 0 writes checkpoints, the JSONL log and TensorBoard events.
+Runs on one CPU, one GPU, or many processes on one or several machines launched by ``torchrun``
+(DistributedDataParallel: gloo on CPU, nccl on GPU). Every rank reads its own share of the data, and
+every record is read exactly once per epoch (:mod:`compactvideo.data.sharding`). Shares can differ by
+a few batches, so the ranks step together until the last one has run out: each step all-reduces the
+ranks' example counts n_r (N = sum), rank r's mean loss is weighted by R n_r / N, and DDP's average of
+the R gradients is the gradient of the mean loss over the step's N examples, what one process computes
+on them (batch-norm statistics stay per rank, as in the authors' multi-GPU towers). A rank without a
+batch runs the model on a stand-in input in eval mode with weight 0: a zero gradient, batch-norm
+statistics untouched, and the same optimizer step as the other ranks, so all ranks keep one model and
+one Adam state (DDP's ``Join`` stops the optimizer of a rank that ran out, and its Adam moments drift).
+Training batches never hold a single example (:mod:`compactvideo.data.batching`). Rank 0 writes
+checkpoints, the JSONL log and TensorBoard events.
+
+``log.jsonl`` has one JSON object per line: ``train`` every ``log_every`` steps (loss over all ranks,
+learning rate, examples/s), ``valid`` at each validation, and ``epoch`` at the end of each epoch (its
+steps and examples, and per rank the steps, examples and records read).
 
 A checkpoint (``RUN_DIR/checkpoint.pt``, written atomically, the previous one kept) stores the model
-config, weights, optimizer, counters and RNG states; every validation that beats the best headline
-score so far (GAP, or accuracy for clips) also writes the weights to ``RUN_DIR/best.pt``.
-``resume=True`` continues from the checkpoint and reaches the same weights as an uninterrupted run:
-data order depends only on (seed, epoch), and the batches of the interrupted epoch that were already
-used are read again and skipped.
+config, weights, optimizer, counters, every rank's RNG states and loader position (the state of each
+DataLoader worker's reader), and the length of ``log.jsonl``; every validation that beats the best
+headline score so far (GAP, or accuracy for clips) also writes the weights to ``RUN_DIR/best.pt``.
+``resume=True`` continues where the checkpoint was taken, in the middle of an epoch if need be: each
+rank's readers restart where their last used batch ended, log lines the interrupted run wrote after the
+checkpoint are cut from ``log.jsonl`` (and purged from TensorBoard), and the run reaches the weights of
+an uninterrupted run bit for bit, since the data order depends only on (seed, epoch, ranks, workers),
+frame draws on (seed, epoch, video id), and no loader draws from torch's global RNG (dropout masks go
+on where they stopped). Resuming in the middle of an epoch needs the same numbers of ranks and workers.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import random
 import time
 from collections.abc import Iterable, Mapping
@@ -37,18 +52,22 @@ from tqdm.auto import tqdm
 
 from compactvideo._torch_compat import foreach_mul_, foreach_norm
 from compactvideo.checkpoint import load_checkpoint, load_latest_checkpoint, save_checkpoint
+from compactvideo.data.batching import LoaderPosition
 from compactvideo.distributed import DistributedContext
-from compactvideo.errors import CompactVideoError
+from compactvideo.errors import CompactVideoError, OptionError, check_at_least, check_positive
 from compactvideo.evaluate import evaluate_loader
 from compactvideo.loaders import LoaderOptions, make_loader
 from compactvideo.models import (
     build_model,
     config_from_checkpoint,
+    example_inputs,
     override_data,
     resolve_model_spec,
     task_for,
 )
 from compactvideo.tasks import Task, headline_metric
+
+BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
 
 
 @dataclass
@@ -73,19 +92,22 @@ class TrainOptions:
     def __post_init__(self) -> None:
         if self.max_examples is None and self.epochs is None:
             raise CompactVideoError("set a training budget: max_examples, epochs, or both")
-        if self.batch_size < 1:
-            raise CompactVideoError(f"batch_size must be positive, got {self.batch_size}")
+        counts = ("batch_size", "lr_decay_examples", "max_examples", "epochs", "log_every")
+        for name in (*counts, "valid_every", "valid_max_videos", "checkpoint_every"):
+            check_at_least(name, getattr(self, name), 1)
+        check_at_least("seed", self.seed, 0)
+        for name in ("learning_rate", "lr_decay", "clip_norm"):
+            check_positive(name, getattr(self, name))
 
 
 @dataclass
 class Progress:
-    """Counters saved in checkpoints: optimizer steps, examples over all ranks, position in the data,
-    and the best validation score so far (the headline metric) with its step."""
+    """Counters saved in checkpoints: optimizer steps, examples over all ranks, the epoch, and the best
+    validation score so far (the headline metric) with its step."""
 
     step: int = 0
     examples: int = 0
     epoch: int = 0
-    batches_in_epoch: int = 0
     best_score: float | None = None
     best_step: int | None = None
 
@@ -104,24 +126,41 @@ def clip_each_gradient(parameters: Iterable[nn.Parameter], max_norm: float) -> N
     foreach_mul_(grads, [max_norm / torch.clamp(norm, min=max_norm) for norm in norms])
 
 
+def _stand_in_loss(model: nn.Module, wrapped: nn.Module, device: torch.device) -> torch.Tensor:
+    """0 x the outputs on zero inputs, in eval mode: for a rank without a batch, a zero gradient that
+    still takes part in DDP's all-reduce, with batch-norm statistics and dropout untouched."""
+    inputs = [None if x is None else x.to(device) for x in example_inputs(model.config, 2, frames=30)]
+    wrapped.eval()
+    try:
+        return wrapped(*inputs).float().sum() * 0.0
+    finally:
+        wrapped.train()
+
+
 def train_step(
     model: nn.Module,
     wrapped: nn.Module,
     optimizer: torch.optim.Optimizer,
     task: Task,
-    batch: dict[str, Any],
+    batch: dict[str, Any] | None,
     lr: float,
     clip_norm: float | None,
     device: torch.device,
+    weight: float = 1.0,
 ) -> torch.Tensor:
-    """One optimisation step on ``batch``: forward, loss, backward, per-parameter clipping, Adam.
+    """One optimisation step on ``batch``: forward, loss x ``weight``, backward, clipping, Adam.
 
     ``wrapped`` is ``model`` itself or its DistributedDataParallel wrapper (which averages gradients
-    over ranks during backward). Returns the loss.
+    over ranks during backward). ``weight`` is R n / N for a rank with n of the step's N examples on R
+    ranks (1 on one process); ``batch=None`` (a rank whose data ran out) contributes a zero gradient.
+    Returns the weighted loss, whose mean over ranks is the step's mean loss.
     """
     for group in optimizer.param_groups:
         group["lr"] = lr
-    loss = task.loss(wrapped(*task.inputs(batch, device)), batch, device)
+    if batch is None:
+        loss = _stand_in_loss(model, wrapped, device)
+    else:
+        loss = task.loss(wrapped(*task.inputs(batch, device)), batch, device) * weight
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if clip_norm is not None:
@@ -145,18 +184,25 @@ def _restore_rng(state: dict[str, Any]) -> None:
 
 
 class RunLog:
-    """Metrics of rank 0: one JSON object per line in ``log.jsonl`` and TensorBoard event files."""
+    """Metrics of rank 0: one JSON object per line in ``log.jsonl`` and TensorBoard event files.
 
-    def __init__(self, out: Path, enabled: bool) -> None:
+    ``keep_bytes`` is how much of an existing ``log.jsonl`` to keep (what it held at the checkpoint a
+    run resumes from; 0 for a new run); TensorBoard events from ``first_step`` on are purged.
+    """
+
+    def __init__(self, out: Path, enabled: bool, keep_bytes: int = 0, first_step: int = 1) -> None:
         self.enabled = enabled
         self.file = self.writer = None
         if enabled:
             from tensorboardX import SummaryWriter
 
-            self.file = open(out / "log.jsonl", "a")  # noqa: SIM115 (closed in close())
-            self.writer = SummaryWriter(str(out / "tensorboard"))
+            path = out / "log.jsonl"
+            if path.exists() and path.stat().st_size > keep_bytes:
+                os.truncate(path, keep_bytes)
+            self.file = open(path, "a")  # noqa: SIM115 (closed in close())
+            self.writer = SummaryWriter(str(out / "tensorboard"), purge_step=first_step)
 
-    def write(self, kind: str, progress: Progress, values: dict[str, float]) -> None:
+    def write(self, kind: str, progress: Progress, values: dict[str, Any]) -> None:
         if not self.enabled:
             return
         record = {"kind": kind, "step": progress.step, "examples": progress.examples, **values}
@@ -165,6 +211,10 @@ class RunLog:
         for name, value in values.items():
             if isinstance(value, int | float):
                 self.writer.add_scalar(f"{kind}/{name}", value, progress.step)
+
+    def size(self) -> int:
+        """Bytes written to ``log.jsonl`` so far (0 on ranks that do not write)."""
+        return self.file.tell() if self.enabled else 0
 
     def close(self) -> None:
         if self.enabled:
@@ -179,6 +229,12 @@ def _initial_state(
     checkpoint_path = out / "checkpoint.pt"
     if resume:
         checkpoint = load_latest_checkpoint(checkpoint_path)
+        missing = {"optimizer", "progress", "rng", "loader", "log_bytes"} - checkpoint.keys()
+        if missing:
+            raise CompactVideoError(
+                f"{checkpoint_path}: cannot resume from it, it lacks {sorted(missing)} "
+                "(not a training checkpoint, or one written by an older compactvideo)"
+            )
         return config_from_checkpoint(checkpoint), checkpoint
     if checkpoint_path.exists():
         raise CompactVideoError(
@@ -190,6 +246,21 @@ def _initial_state(
     if model_spec is None:
         raise CompactVideoError("name a model: a preset, a config file, or --init CHECKPOINT")
     return resolve_model_spec(model_spec), None
+
+
+def _resumed_position(checkpoint: dict, context: DistributedContext, workers: int) -> LoaderPosition:
+    """This rank's loader position from a checkpoint; in mid-epoch, the ranks and workers must match."""
+    saved = checkpoint["loader"]
+    positions = [LoaderPosition.from_dict(p) for p in saved["positions"]]
+    if not any(p.steps for p in positions):
+        return LoaderPosition()
+    if (saved["ranks"], saved["workers"]) != (context.world_size, workers):
+        raise CompactVideoError(
+            f"the checkpoint was taken in the middle of an epoch with {saved['ranks']} ranks x "
+            f"{saved['workers']} workers; resume with the same (torchrun --nproc_per_node / --nnodes, "
+            f"--num-workers {saved['workers']}), not {context.world_size} x {workers}"
+        )
+    return positions[context.rank]
 
 
 def train(
@@ -217,23 +288,30 @@ def train(
     model = build_model(config).to(context.device)
     config = model.config
     task = task_for(config)
+    batch_norm = any(isinstance(module, BATCH_NORMS) for module in model.modules())
+    if batch_norm and options.batch_size < 2:
+        raise OptionError("batch_size", "at least 2 for a model with batch norm", options.batch_size)
     optimizer = torch.optim.Adam(model.parameters(), lr=options.learning_rate)
-    progress = Progress()
+    progress, position, log_bytes = Progress(), LoaderPosition(), 0
     if checkpoint is not None:
         model.load_state_dict(checkpoint["state_dict"])
         if "optimizer" in checkpoint:  # resuming, not fine-tuning
             optimizer.load_state_dict(checkpoint["optimizer"])
             progress = Progress(**checkpoint["progress"])
-            _restore_rng(checkpoint["rng"])
+            position = _resumed_position(checkpoint, context, options.data.num_workers)
+            rng_states = checkpoint["rng"]  # one per rank (more ranks than saved: only between epochs)
+            _restore_rng(rng_states[context.rank if context.rank < len(rng_states) else 0])
+            log_bytes = checkpoint["log_bytes"]
     wrapped = context.wrap(model)
     if context.is_main:
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.json").write_text(
             json.dumps({"model": config.to_dict(), "train": asdict(options)}, indent=2)
         )
-    log = RunLog(out, context.is_main)
+    log = RunLog(out, context.is_main, log_bytes, progress.step + 1)
 
     def save() -> None:
+        rng_states, positions = context.collect(_rng_state()), context.collect(position.to_dict())
         if context.is_main:
             save_checkpoint(
                 out / "checkpoint.pt",
@@ -243,19 +321,30 @@ def train(
                 optimizer=optimizer.state_dict(),
                 progress=asdict(progress),
                 step=progress.step,
-                rng=_rng_state(),
+                seed=options.seed,
+                rng=rng_states,
+                loader={
+                    "ranks": context.world_size,
+                    "workers": options.data.num_workers,
+                    "positions": positions,
+                },
+                log_bytes=log.size(),
                 options=asdict(options),
             )
+
+    def batches_of(pattern: str, training: bool, **where: Any) -> Iterable[dict[str, Any]]:
+        """This rank's batches of ``pattern`` (``where``: the epoch and position, or a limit)."""
+        data, size = options.data, options.batch_size
+        return make_loader(config, pattern, data, size, training, context, options.seed, **where)
 
     validation_seconds = 0.0  # kept out of the training rate
 
     def validate() -> dict[str, float]:
         nonlocal validation_seconds
         validation_started = time.perf_counter()
-        loader = make_loader(
-            config, valid_pattern, options.data, options.batch_size, training=False, context=context
-        )
-        result = evaluate_loader(model, loader, task, context, max_videos=options.valid_max_videos)
+        loader = batches_of(valid_pattern, training=False, limit=options.valid_max_videos)
+        context.share_buffers(model)  # every rank evaluates the weights rank 0 saves
+        result = evaluate_loader(model, loader, task, context)
         model.train()
         log.write("valid", progress, result)
         score = headline_metric(result)[1]
@@ -267,9 +356,25 @@ def train(
                     config=config.to_dict(),
                     state_dict=model.state_dict(),
                     step=progress.step,
+                    seed=options.seed,
                 )
         validation_seconds += time.perf_counter() - validation_started
         return result
+
+    def end_epoch() -> None:
+        ranks = context.gather(
+            {"steps": position.steps, "examples": position.examples, "records": position.records}
+        )
+        steps = max(rank["steps"] for rank in ranks)  # a rank that never ran out stepped every time
+        if steps == 0:
+            raise CompactVideoError(f"no training examples found in {train_pattern!r}")
+        examples = sum(rank["examples"] for rank in ranks)
+        log.write(
+            "epoch",
+            progress,
+            {"epoch": progress.epoch, "epoch_steps": steps, "epoch_examples": examples, "ranks": ranks},
+        )
+        progress.epoch += 1
 
     budget = options.max_examples if options.max_examples is not None else math.inf
     bar = tqdm(total=options.max_examples, initial=progress.examples, unit="ex", disable=not context.is_main)
@@ -281,28 +386,30 @@ def train(
     last_valid: dict[str, float] | None = None
     model.train()
     while progress.examples < budget and (options.epochs is None or progress.epoch < options.epochs):
-        loader = make_loader(
-            config,
-            train_pattern,
-            options.data,
-            options.batch_size,
-            training=True,
-            context=context,
-            seed=options.seed,
-            epoch=progress.epoch,
-        )
-        index = -1
-        for index, batch in enumerate(context.while_every_rank_has(loader)):
-            if index < progress.batches_in_epoch:
-                continue  # already used before the run was interrupted
+        batches = iter(batches_of(train_pattern, training=True, epoch=progress.epoch, position=position))
+        while progress.examples < budget:
+            batch = next(batches, None)
+            size = 0 if batch is None else task.batch_size(batch)
+            step_examples = context.sum(size)
+            if step_examples == 0:  # every rank has used its share: the epoch is over
+                end_epoch()
+                position = LoaderPosition()
+                break
+            if batch_norm and size == 1:
+                raise CompactVideoError(
+                    f"rank {context.rank} has a training batch of one example, which batch norm cannot "
+                    f"normalise: its share of {train_pattern!r} is a single example"
+                )
             lr = learning_rate(options, progress.examples)
-            loss = train_step(model, wrapped, optimizer, task, batch, lr, options.clip_norm, context.device)
-
-            batch_examples = context.sum(task.batch_size(batch))
+            weight = context.world_size * size / step_examples
+            loss = train_step(
+                model, wrapped, optimizer, task, batch, lr, options.clip_norm, context.device, weight
+            )
             progress.step += 1
-            progress.examples += batch_examples
-            progress.batches_in_epoch = index + 1
-            bar.update(batch_examples)
+            progress.examples += step_examples
+            if batch is not None:
+                position.advance(batch, size)
+            bar.update(step_examples)
             if progress.step % options.log_every == 0:
                 rate = (progress.examples - examples_at_start) / training_seconds()
                 values = {"loss": context.mean(loss.item()), "lr": lr, "examples_per_s": rate}
@@ -312,13 +419,6 @@ def train(
                 last_valid = validate()
             if progress.step % options.checkpoint_every == 0:
                 save()
-            if progress.examples >= budget:
-                break
-        else:
-            if index < 0:
-                raise CompactVideoError(f"no training examples found in {train_pattern!r}")
-            progress.epoch += 1
-            progress.batches_in_epoch = 0
     bar.close()
     if valid_pattern:
         last_valid = validate()

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from compactvideo.data.batching import LoaderPosition
 from compactvideo.data.clips import (
     ClipDataset,
     ClipDecodeError,
@@ -201,6 +202,23 @@ def test_loader_batches_and_ranks(synthetic):
         make_loader(
             ClipConfig(num_classes=3), str(root), options, 2, False, DistributedContext(torch.device("cpu"))
         )
+
+
+def test_clip_batches_resume_after_a_position_and_never_hold_one_clip(synthetic):
+    root, _ = synthetic
+    config = ClipConfig(in_channels=4, frames=8, height=16, width=20)
+    context = DistributedContext(torch.device("cpu"))
+    options = LoaderOptions(num_workers=2)
+    whole = list(make_loader(config, str(root), options, 2, True, context, seed=1, epoch=0))
+    assert [len(batch["ids"]) for batch in whole] == [2, 2, 2]
+    position = LoaderPosition()
+    position.advance(whole[0], 2)
+    rest = list(make_loader(config, str(root), options, 2, True, context, seed=1, epoch=0, position=position))
+    assert [batch["ids"] for batch in rest] == [batch["ids"] for batch in whole[1:]]
+    assert all(torch.equal(a["clip"], b["clip"]) for a, b in zip(rest, whole[1:], strict=True))
+    assert rest[-1]["position"] == (0, {"batches": 3, "records": 6})
+    five = make_loader(config, str(root), options, 5, False, context)  # 5 + 1: one batch of 6
+    assert [len(batch["ids"]) for batch in five] == [6]
 
 
 def test_disk_cache_gives_the_same_clips(synthetic, tmp_path):

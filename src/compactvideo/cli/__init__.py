@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 import torch
 
 from compactvideo import __version__
-from compactvideo.errors import CompactVideoError, CompactVideoWarning
+from compactvideo.errors import CompactVideoError, CompactVideoWarning, OptionError
 
 # The command modules, in the order `compactvideo --help` lists them.
 COMMAND_MODULES = ("demo", "data", "models", "train", "evaluate", "compress", "profiling", "export")
@@ -65,6 +65,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         warnings.showwarning = _one_line_warnings(warnings.showwarning)
         try:
             return int(args.run(args) or 0)
+        except OptionError as error:  # named after the flag the user typed
+            print(f"compactvideo: error: {error.flag_message()}", file=sys.stderr)
+            return 2
         except CompactVideoError as error:
             print(f"compactvideo: error: {error}", file=sys.stderr)
             return 2

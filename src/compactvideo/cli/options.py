@@ -13,6 +13,7 @@ import argparse
 import dataclasses
 from typing import Any
 
+from compactvideo.errors import check_at_least
 from compactvideo.loaders import LoaderOptions
 from compactvideo.models.config import CLIP_SAMPLINGS, FRAME_SAMPLING_MODES, ClipData, FrameData
 
@@ -97,5 +98,9 @@ def loader_options(args: argparse.Namespace) -> LoaderOptions:
 
 
 def contract_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    """The data-contract fields given on the command line (those left out keep the model's value)."""
-    return {name: getattr(args, name) for name in CONTRACT_FIELDS if getattr(args, name) is not None}
+    """The data-contract fields given on the command line (those left out keep the model's value); the
+    counts among them checked here, so that an error names the flag whatever the model."""
+    given = {name: getattr(args, name) for name in CONTRACT_FIELDS if getattr(args, name) is not None}
+    for name in ("frames", "samples", "frames_per_sample", "max_frames"):
+        check_at_least(name, given.get(name), 1)
+    return given

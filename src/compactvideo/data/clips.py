@@ -281,6 +281,23 @@ def rank_indices(
     return [int(i) for i in order[rank::world_size]]
 
 
+class ClipBatches(Dataset):
+    """Item k is the k-th batch of ``groups`` (lists of clip indices) from ``start`` on, collated, with
+    its position: the batches and clips used once it is consumed (see compactvideo.data.batching)."""
+
+    def __init__(self, clips: ClipDataset, groups: list[list[int]], start: int = 0) -> None:
+        self.clips, self.groups, self.start = clips, groups, start
+
+    def __len__(self) -> int:
+        return len(self.groups) - self.start
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        used = self.start + index + 1
+        batch = collate_clips([self.clips[i] for i in self.groups[used - 1]])
+        batch["position"] = (0, {"batches": used, "records": sum(map(len, self.groups[:used]))})
+        return batch
+
+
 def preload(dataset: ClipDataset) -> None:
     """Decode every clip of ``dataset`` once (into its cache), with a progress bar."""
     for index in tqdm(range(len(dataset)), desc="decoding clips", unit="clip", leave=False):
@@ -288,6 +305,7 @@ def preload(dataset: ClipDataset) -> None:
 
 
 __all__ = [
+    "ClipBatches",
     "ClipDataset",
     "ClipDecodeError",
     "ClipError",

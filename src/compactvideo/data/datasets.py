@@ -1,13 +1,19 @@
 """YouTube-8M records as torch datasets: sharding, shuffling, frame sampling and collation.
 
-:class:`RecordDataset` is an ``IterableDataset`` over many shard files. Its readers are the slots
-(rank r of R DDP ranks, DataLoader worker w of W), slot s = r * W + w of S = R * W. When there are at
-least S files, slot s reads the files i with i mod S = s; with fewer files, every slot walks every file
-and keeps the records j with j mod S = s. Either way each record is read by exactly one slot per epoch.
+:class:`RecordDataset` is an ``IterableDataset`` over many shard files that yields batches. Its readers
+are rank r of R DDP ranks x DataLoader worker w of W; :mod:`compactvideo.data.sharding` gives each its
+share (whole files balanced by bytes, or every S-th record when there are fewer files than readers), so
+every record is read by exactly one reader per epoch. Ranks that run out early keep stepping with a
+zero gradient until all have run out (see :mod:`compactvideo.data.sharding` for why not DDP's Join).
 
-Training order depends only on (seed, epoch): the file list is permuted with that seed, then records
-pass through a shuffle buffer of ``shuffle_buffer`` entries drawn with a generator seeded by
-(seed, epoch, slot). Evaluation reads in file order, unshuffled.
+**Training order** depends only on (seed, epoch, R, W): the file list is permuted with (seed, epoch),
+then each reader cuts its records, in file order, into chunks of ``shuffle_buffer`` records and emits
+each chunk in a random order drawn from (seed, epoch, reader, chunk). A reader's position is therefore
+(chunk, where it starts in the files, examples of it already used): every training batch carries it
+(``batch["position"]``, see :mod:`compactvideo.data.batching`), and a dataset given a
+:class:`~compactvideo.data.batching.LoaderPosition` restarts each reader right there, reading again at
+most the chunk it was in. **Evaluation** reads in file order, unshuffled, and ``limit`` keeps the first
+``limit`` records of the file list (the same videos whatever R and W).
 
 Frame sampling (what ``rgb`` / ``audio`` hold for a video of N real frames):
 
@@ -18,22 +24,30 @@ Frame sampling (what ``rgb`` / ``audio`` hold for a video of N real frames):
 - ``robust``: n samples of k such frames laid out one after the other (n k frames), the input of
   Araujo et al.'s robust pooling (sec. 3.2), whose model cuts them back into the n groups.
 
-In evaluation the random draws use a generator seeded by the video's position, so metrics are
-reproducible. ``split_half`` (training) turns each video into two examples, frames [0, ceil(N/2)) and
+The draws of each example come from a generator seeded by (seed, a stable hash of the video id, the
+example's part, and the epoch in training): they do not depend on the batch, the reader or the order
+in which records arrive, so evaluation is a function of the model, its seed and the data only.
+``split_half`` (training) turns each video into two examples (parts), frames [0, ceil(N/2)) and
 [ceil(N/2), N), with the same labels (Araujo et al. 2018, sec. 4). ``l2_normalize`` divides each
-1152-d frame [rgb ; audio] by its Euclidean norm before the two parts are split again.
+1152-d frame [rgb ; audio] by its Euclidean norm.
 
 Collation gives ``rgb`` [B, T, 1024], ``audio`` [B, T, 128] (float32), ``num_frames`` [B] (int64),
-``labels`` [B, C] multi-hot float32 and ``ids`` (list of str); video-level batches hold ``mean_rgb``
-[B, 1024] and ``mean_audio`` [B, 128] instead of frames.
+``labels`` [B, C] multi-hot float32, ``ids`` (list of str) and ``keys`` (each example's (file number,
+record number, part), its place in the data); video-level batches hold ``mean_rgb`` [B, 1024] and
+``mean_audio`` [B, 128] instead of frames. Batches hold ``batch_size`` examples; a last batch of one
+joins the one before (:func:`compactvideo.data.batching.batches`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
+import os
 import random
+import warnings
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -41,9 +55,11 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
+from compactvideo.data.batching import LoaderPosition, batches
 from compactvideo.data.damage import ReadStats
+from compactvideo.data.sharding import Share, reader_share
 from compactvideo.data.yt8m import FrameRecord, VideoRecord, read_records
-from compactvideo.errors import CompactVideoError
+from compactvideo.errors import CompactVideoError, check_at_least
 
 FRAME_SAMPLINGS = ("all", "random", "robust")
 
@@ -65,10 +81,7 @@ class FrameSampling:
         if self.mode not in FRAME_SAMPLINGS:
             raise CompactVideoError(f"frame sampling must be one of {FRAME_SAMPLINGS}, got {self.mode!r}")
         for name in ("frames", "samples", "frames_per_sample"):
-            if getattr(self, name) < 1:
-                raise CompactVideoError(
-                    f"frame sampling: {name} must be at least 1, got {getattr(self, name)}"
-                )
+            check_at_least(name, getattr(self, name), 1)
 
     def indices(self, num_frames: int, rng: np.random.Generator) -> np.ndarray | None:
         """Frame indices to keep (None: all of them, in order)."""
@@ -80,21 +93,40 @@ class FrameSampling:
         return np.sort(draws, axis=1).ravel()
 
 
-def shard_assignment(files: Sequence[Path], slot: int, slots: int) -> tuple[list[Path], int, int]:
-    """(files this slot reads, record stride, record offset) so every record has exactly one slot."""
-    if len(files) >= slots:
-        return list(files[slot::slots]), 1, 0
-    return list(files), slots, slot
+def stable_hash(text: str) -> int:
+    """A 64-bit hash of ``text``, the same in every process and run (Python's ``hash`` is salted)."""
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
+
+
+def frame_generator(video_id: str, seed: int, part: int = 0, epoch: int | None = None) -> np.random.Generator:
+    """The generator of one example's frame draws: (seed, video id, part), and the epoch in training."""
+    entropy = [seed, stable_hash(video_id), part]
+    return np.random.default_rng(entropy if epoch is None else [*entropy, epoch + 1])
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where a record is: the ``file``-th file of a share, its ``record``-th record, the ``index``-th
+    record of the share's files counted from the first."""
+
+    file: int
+    record: int
+    index: int
 
 
 class RecordDataset(IterableDataset):
-    """Examples (dicts of numpy arrays) from YouTube-8M shard files, sharded over ranks and workers."""
+    """Batches of examples from YouTube-8M shard files, sharded over ranks and workers (module docstring).
+
+    ``position`` (training) restarts every reader where a checkpoint left it; ``limit`` (evaluation)
+    keeps the first ``limit`` records of the file list.
+    """
 
     def __init__(
         self,
         files: Sequence[str | Path],
         level: str,
         num_classes: int,
+        batch_size: int = 1,
         sampling: FrameSampling = FrameSampling(),
         training: bool = False,
         rank: int = 0,
@@ -106,47 +138,129 @@ class RecordDataset(IterableDataset):
         split_half: bool = False,
         l2_normalize: bool = False,
         skip_corrupt: bool = False,
+        limit: int | None = None,
+        position: LoaderPosition | None = None,
     ) -> None:
         super().__init__()
         if not files:
             raise CompactVideoError("no record files to read")
+        for name, value, minimum in (
+            ("batch_size", batch_size, 1),
+            ("shuffle_buffer", shuffle_buffer, 1),
+            ("max_frames", max_frames, 1),
+            ("limit", limit, 1),
+            ("seed", seed, 0),
+        ):
+            check_at_least(name, value, minimum)
         self.files = [Path(f) for f in files]
-        self.level, self.num_classes, self.sampling = level, num_classes, sampling
-        self.training, self.rank, self.world_size = training, rank, world_size
+        self.sizes = [os.path.getsize(f) for f in self.files]
+        self.level, self.num_classes, self.batch_size = level, num_classes, batch_size
+        self.sampling, self.training = sampling, training
+        self.rank, self.world_size = rank, world_size
         self.seed, self.epoch, self.shuffle_buffer = seed, epoch, shuffle_buffer
         self.max_frames, self.split_half, self.l2_normalize = max_frames, split_half, l2_normalize
-        self.skip_corrupt = skip_corrupt
+        self.skip_corrupt, self.limit, self.position = skip_corrupt, limit, position
         self.stats = ReadStats()
 
-    def _slot(self) -> tuple[int, int]:
-        worker = get_worker_info()
-        workers, index = (worker.num_workers, worker.id) if worker is not None else (1, 0)
-        return self.rank * workers + index, self.world_size * workers
-
-    def _records(self, slot: int, slots: int) -> Iterator[FrameRecord | VideoRecord]:
-        files = list(self.files)
+    def _reader(self) -> tuple[int, int, Share]:
+        """(this reader's worker role, the number of workers, its share): worker roles are rotated so
+        that a resumed DataLoader's first worker plays the role whose batch came next."""
+        info = get_worker_info()
+        workers, worker = (info.num_workers, info.id) if info is not None else (1, 0)
+        if self.position is not None:
+            worker = (worker + self.position.first_stream(workers)) % workers
+        order = list(range(len(self.files)))
         if self.training:
-            random.Random(self.seed * 1_000_003 + self.epoch).shuffle(files)
-        mine, stride, offset = shard_assignment(files, slot, slots)
-        records = read_records(
-            mine, self.max_frames, skip_corrupt=self.skip_corrupt, level=self.level, stats=self.stats
-        )
-        for index, record in enumerate(records):
-            if index % stride == offset:
-                yield record
+            random.Random(self.seed * 1_000_003 + self.epoch).shuffle(order)
+        share = reader_share(order, self.sizes, self.rank, self.world_size, worker, workers, self.limit)
+        return worker, workers, share
+
+    def _records(self, share: Share, start: Place) -> Iterator[tuple[Place, FrameRecord | VideoRecord]]:
+        """The share's records from ``start`` on (records before it in its file are parsed and passed)."""
+        index = start.index
+        for number in range(start.file, len(share.files)):
+            first = start.record if number == start.file else 0
+            records = read_records(
+                self.files[share.files[number]],
+                self.max_frames,
+                skip_corrupt=self.skip_corrupt,
+                level=self.level,
+                stats=self.stats,
+                warn=False,
+            )
+            for position, record in enumerate(records):
+                if position < first:
+                    continue
+                if share.limit is not None and index >= share.limit:
+                    return
+                if share.keeps(index):
+                    yield Place(number, position, index), record
+                index += 1
+
+    def _evaluation_stream(self, share: Share) -> Iterator[tuple[dict, tuple, None]]:
+        for place, record in self._records(share, Place(0, 0, 0)):
+            for part, frames in enumerate(self._parts(record)):
+                yield self._example(record, part, frames), (share.files[place.file], place.record, part), None
+
+    def _training_stream(
+        self, share: Share, reader: int, state: dict | None
+    ) -> Iterator[tuple[dict, tuple, dict]]:
+        """Chunks of ``shuffle_buffer`` records, each emitted in a seeded random order, from ``state`` on.
+
+        The state after each example: ``chunk`` and where it starts (``file``, ``record``, ``index``),
+        ``taken`` examples of it used, ``before`` records of earlier chunks and ``records`` used in all.
+        """
+        state = state or {"chunk": 0, "file": 0, "record": 0, "index": 0, "taken": 0, "before": 0}
+        chunk_number, taken, before = state["chunk"], state["taken"], state["before"]
+        start = Place(state["file"], state["record"], state["index"])
+        records = self._records(share, start)
+        while chunk := list(islice(records, self.shuffle_buffer)):
+            last = chunk[-1][0]
+            following = Place(last.file, last.record + 1, last.index + 1)
+            order = np.random.default_rng([self.seed, self.epoch, reader, chunk_number]).permutation(
+                len(chunk)
+            )
+            used = 0
+            for turn, choice in enumerate(order):
+                place, record = chunk[choice]
+                parts = self._parts(record)
+                for part, frames in enumerate(parts):
+                    used += 1
+                    if used <= taken:
+                        continue
+                    records_used = before + turn + (part == len(parts) - 1)
+                    if records_used == before + len(chunk):  # the chunk's last example: next chunk
+                        state = {
+                            "chunk": chunk_number + 1,
+                            **asdict(following),
+                            "taken": 0,
+                            "before": records_used,
+                        }
+                    else:
+                        state = {"chunk": chunk_number, **asdict(start), "taken": used, "before": before}
+                    key = (share.files[place.file], place.record, part)
+                    yield self._example(record, part, frames), key, {**state, "records": records_used}
+            chunk_number, start, taken, before = chunk_number + 1, following, 0, before + len(chunk)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        slot, slots = self._slot()
-        rng = np.random.default_rng([self.seed, self.epoch, slot, int(self.training)])
-        records = self._records(slot, slots)
-        if self.training and self.shuffle_buffer > 1:
-            records = _shuffled(records, self.shuffle_buffer, rng)
-        for position, record in enumerate(records):
-            if not self.training:  # reproducible frame draws in evaluation
-                rng = np.random.default_rng([self.seed, slot, position])
-            yield from self._examples(record, rng)
+        reader, workers, share = self._reader()
+        if self.training:
+            state = self.position.states.get(reader) if self.position is not None else None
+            stream = self._training_stream(share, self.rank * workers + reader, state)
+        else:
+            stream = self._evaluation_stream(share)
+        for group in batches(stream, self.batch_size):
+            batch = collate([example for example, _, _ in group], self.num_classes)
+            batch["keys"] = [key for _, key, _ in group]
+            if self.training:
+                batch["position"] = (reader, group[-1][2])
+            yield batch
+        if self.stats.skipped:
+            warnings.warn(self.stats.summary(), stacklevel=2)
 
-    def _examples(self, record: FrameRecord | VideoRecord, rng: np.random.Generator) -> Iterator[dict]:
+    def _parts(self, record: FrameRecord | VideoRecord) -> list[tuple[np.ndarray, np.ndarray] | None]:
+        """The frames of each example a record gives: two halves with split-half, else all (None: video
+        level). Checks the labels."""
         labels = record.labels
         if len(labels) and (labels.min() < 0 or labels.max() >= self.num_classes):
             raise LabelRangeError(
@@ -154,41 +268,29 @@ class RecordDataset(IterableDataset):
                 "classes (0 .. num_classes - 1); pass --num-classes to match the data"
             )
         if isinstance(record, VideoRecord):
-            yield {
-                "id": record.id,
-                "labels": labels,
-                "mean_rgb": record.mean_rgb,
-                "mean_audio": record.mean_audio,
-            }
-            return
+            return [None]
         rgb, audio = record.rgb, record.audio
+        if self.training and self.split_half and len(rgb) > 1:
+            middle = math.ceil(len(rgb) / 2)
+            return [(rgb[:middle], audio[:middle]), (rgb[middle:], audio[middle:])]
+        return [(rgb, audio)]
+
+    def _example(
+        self, record: FrameRecord | VideoRecord, part: int, frames: tuple[np.ndarray, np.ndarray] | None
+    ) -> dict[str, Any]:
+        example: dict[str, Any] = {"id": record.id, "labels": record.labels}
+        if frames is None:
+            return {**example, "mean_rgb": record.mean_rgb, "mean_audio": record.mean_audio}
+        rgb, audio = frames
+        generator = frame_generator(record.id, self.seed, part, self.epoch if self.training else None)
+        keep = self.sampling.indices(len(rgb), generator)
+        if keep is not None:
+            rgb, audio = rgb[keep], audio[keep]
         if self.l2_normalize:
             norms = np.sqrt((rgb * rgb).sum(1, keepdims=True) + (audio * audio).sum(1, keepdims=True))
             norms = np.maximum(norms, 1e-12)
             rgb, audio = rgb / norms, audio / norms
-        parts = [(record.id, rgb, audio)]
-        if self.training and self.split_half and len(rgb) > 1:
-            middle = math.ceil(len(rgb) / 2)
-            parts = [(record.id, rgb[:middle], audio[:middle]), (record.id, rgb[middle:], audio[middle:])]
-        for video_id, part_rgb, part_audio in parts:
-            keep = self.sampling.indices(len(part_rgb), rng)
-            if keep is not None:
-                part_rgb, part_audio = part_rgb[keep], part_audio[keep]
-            yield {"id": video_id, "labels": labels, "rgb": part_rgb, "audio": part_audio}
-
-
-def _shuffled(items: Iterator, size: int, rng: np.random.Generator) -> Iterator:
-    """A shuffle buffer: keep ``size`` items, emit a random one as each new item arrives, then drain."""
-    buffer: list = []
-    for item in items:
-        if len(buffer) < size:
-            buffer.append(item)
-            continue
-        index = int(rng.integers(len(buffer)))
-        buffer[index], item = item, buffer[index]
-        yield item
-    rng.shuffle(buffer)
-    yield from buffer
+        return {**example, "rgb": rgb, "audio": audio}
 
 
 def collate(examples: Sequence[dict[str, Any]], num_classes: int) -> dict[str, Any]:
@@ -211,3 +313,21 @@ def collate(examples: Sequence[dict[str, Any]], num_classes: int) -> dict[str, A
         batch[name] = torch.from_numpy(frames)
     batch["num_frames"] = torch.tensor(lengths, dtype=torch.int64)
     return batch
+
+
+def split_batch(batch: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Each example of a collated batch as a batch of one, its frames cut to its own ``num_frames``.
+
+    Evaluation runs the model on these: a model's output for a video then depends on that video alone,
+    not on the batch around it (BLAS kernels round differently for different batch shapes).
+    """
+    for row in range(len(batch["ids"])):
+        one = {
+            name: value[row : row + 1]
+            for name, value in batch.items()
+            if isinstance(value, torch.Tensor | list)
+        }
+        if "num_frames" in one:
+            length = int(one["num_frames"][0])
+            one["rgb"], one["audio"] = one["rgb"][:, :length], one["audio"][:, :length]
+        yield one

@@ -14,6 +14,7 @@ from compactvideo.models.build import (
     config_from_checkpoint,
     config_from_dict,
     load_model,
+    model_from_checkpoint,
     resolve_model_spec,
 )
 from compactvideo.models.clip import CLIP, ClipConfig
@@ -79,6 +80,7 @@ __all__ = [
     "input_names",
     "input_specs",
     "load_model",
+    "model_from_checkpoint",
     "model_inputs",
     "override_data",
     "register_family",

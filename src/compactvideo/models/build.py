@@ -112,7 +112,13 @@ def config_from_checkpoint(checkpoint: dict[str, Any]) -> Any:
 
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> nn.Module:
     """Rebuild the model a checkpoint describes, load its weights, and put it in eval mode on ``device``."""
-    checkpoint = load_checkpoint(path)
+    return model_from_checkpoint(load_checkpoint(path), device, path)
+
+
+def model_from_checkpoint(
+    checkpoint: dict[str, Any], device: str | torch.device = "cpu", path: str | os.PathLike = "checkpoint"
+) -> nn.Module:
+    """:func:`load_model` for a checkpoint already read (``path`` names it in errors)."""
     model = build_model(config_from_checkpoint(checkpoint))
     try:
         model.load_state_dict(checkpoint["state_dict"])

@@ -1,0 +1,87 @@
+"""Batches that never leave batch norm a single example, and where a training loader stands.
+
+:func:`batches` groups a stream into batches of ``size``; when the stream would end with a batch of one,
+that example joins the batch before it (``size + 1``). Nothing is dropped (``drop_last`` would lose up
+to ``size - 1`` examples of every reader in every epoch), and batch norm, which cannot normalise a
+single example in training, always sees at least two.
+
+Every training batch carries ``batch["position"] = (stream, state)``: ``stream`` names the source that
+produced it (a DataLoader worker's role) and ``state`` is what that source needs to restart right after
+the batch. :class:`LoaderPosition` collects them, so a checkpoint taken in the middle of an epoch
+resumes in the middle of the epoch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from itertools import islice
+from typing import Any, TypeVar
+
+import torch
+from torch.utils.data import DataLoader, Dataset, IterableDataset
+
+T = TypeVar("T")
+
+
+def batches(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """Consecutive lists of ``size`` items; a last list of one item is merged into the one before."""
+    iterator = iter(items)
+    batch = list(islice(iterator, size))
+    while batch:
+        following = list(islice(iterator, size))
+        if len(following) == 1 and size > 1:
+            batch, following = batch + following, []
+        yield batch
+        batch = following
+
+
+@dataclass
+class LoaderPosition:
+    """Where one rank stands in an epoch: the state of each stream after its last consumed batch, which
+    stream produced that batch, and the rank's steps, examples and records so far in the epoch."""
+
+    states: dict[int, dict[str, int]] = field(default_factory=dict)
+    last_stream: int | None = None
+    steps: int = 0
+    examples: int = 0
+
+    def advance(self, batch: dict[str, Any], examples: int) -> None:
+        """Record that ``batch`` (with ``examples`` examples) was used."""
+        stream, state = batch["position"]
+        self.states[stream] = state
+        self.last_stream = stream
+        self.steps += 1
+        self.examples += examples
+
+    def first_stream(self, streams: int) -> int:
+        """The stream whose batch comes next: DataLoader workers take turns, so the one after the last."""
+        return 0 if self.last_stream is None else (self.last_stream + 1) % streams
+
+    @property
+    def records(self) -> int:
+        """Records whose examples were all used this epoch."""
+        return sum(state["records"] for state in self.states.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LoaderPosition:
+        return cls(**data)
+
+
+def _as_is(batch: Any) -> Any:
+    return batch
+
+
+def batch_loader(dataset: Dataset | IterableDataset, num_workers: int) -> DataLoader:
+    """A DataLoader over a dataset that yields whole batches. Its own generator seeds the workers, so
+    creating it does not draw from torch's global RNG (which would shift later dropout masks)."""
+    return DataLoader(
+        dataset,
+        batch_size=None,
+        collate_fn=_as_is,
+        num_workers=num_workers,
+        generator=torch.Generator().manual_seed(0),
+    )

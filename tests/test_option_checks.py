@@ -1,0 +1,76 @@
+"""Every numeric option of train, eval and predict is checked: a one-line error naming the flag."""
+
+import subprocess
+import sys
+
+import pytest
+from tests.conftest import write_shards
+
+from compactvideo.cli import main
+
+TRAIN = ["train", "--model", "video-moe", "--train", "missing*.tfrecord", "--out", "run", "--epochs", "1"]
+EVAL = ["eval", "--checkpoint", "missing.pt", "--data", "missing*.tfrecord"]
+PREDICT = ["predict", "--checkpoint", "missing.pt", "--data", "missing*.tfrecord", "--out", "p.csv"]
+
+
+@pytest.mark.parametrize(
+    "command, flag, value, expected",
+    [
+        (TRAIN, "--log-every", "0", "at least 1, got 0"),
+        (TRAIN, "--checkpoint-every", "0", "at least 1, got 0"),
+        (TRAIN, "--lr-decay-examples", "0", "at least 1, got 0"),
+        (TRAIN, "--batch-size", "0", "at least 1, got 0"),
+        (TRAIN, "--max-examples", "-5", "at least 1, got -5"),
+        (TRAIN, "--epochs", "0", "at least 1, got 0"),
+        (TRAIN, "--valid-every", "0", "at least 1, got 0"),
+        (TRAIN, "--valid-max-videos", "0", "at least 1, got 0"),
+        (TRAIN, "--seed", "-1", "at least 0, got -1"),
+        (TRAIN, "--learning-rate", "0", "greater than 0, got 0.0"),
+        (TRAIN, "--lr-decay", "-0.5", "greater than 0, got -0.5"),
+        (TRAIN, "--clip-norm", "-1", "greater than 0, got -1.0"),
+        (TRAIN, "--num-classes", "0", "at least 1, got 0"),
+        (TRAIN, "--frames", "0", "at least 1, got 0"),
+        (TRAIN, "--samples", "0", "at least 1, got 0"),
+        (TRAIN, "--frames-per-sample", "0", "at least 1, got 0"),
+        (TRAIN, "--max-frames", "0", "at least 1, got 0"),
+        (TRAIN, "--shuffle-buffer", "0", "at least 1, got 0"),
+        (TRAIN, "--num-workers", "-1", "at least 0, got -1"),
+        (EVAL, "--batch-size", "0", "at least 1, got 0"),
+        (EVAL, "--num-workers", "-2", "at least 0, got -2"),
+        (PREDICT, "--batch-size", "0", "at least 1, got 0"),
+        (PREDICT, "--top-k", "0", "at least 1, got 0"),
+    ],
+)
+def test_an_out_of_range_option_is_a_one_line_error_naming_its_flag(capsys, command, flag, value, expected):
+    assert main([*command, flag, value]) == 2
+    assert capsys.readouterr().err == f"compactvideo: error: {flag} must be {expected}\n"
+
+
+def test_batch_norm_needs_two_examples_per_batch(tmp_path, capsys):
+    write_shards(tmp_path, [4])
+    train = [
+        "train",
+        "--model",
+        "small-dbof-dense",
+        "--num-classes",
+        "10",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "1",
+    ]
+    assert main([*train, "--train", str(tmp_path / "train*.tfrecord"), "--out", str(tmp_path / "run")]) == 2
+    assert capsys.readouterr().err == (
+        "compactvideo: error: --batch-size must be at least 2 for a model with batch norm, got 1\n"
+    )
+
+
+def test_the_command_shows_no_traceback():
+    completed = subprocess.run(
+        [sys.executable, "-m", "compactvideo.cli", *TRAIN, "--log-every", "0"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert completed.returncode == 2
+    assert completed.stderr == "compactvideo: error: --log-every must be at least 1, got 0\n"
