@@ -56,3 +56,19 @@ def test_nothing_matching_names_the_pattern(tree):
     (tree / "empty").mkdir()
     with pytest.raises(CompactVideoError, match=f"no record files match '{tree / 'empty'}'"):
         resolve_files(str(tree / "empty"))
+
+
+def test_every_part_of_a_comma_list_must_match_something(tree):
+    """A misspelt shard in a list is an error naming it, not a silently smaller data set."""
+    present, missing = tree / "train" / "a.tfrecord", tree / "train" / "missing.tfrecord"
+    with pytest.raises(
+        CompactVideoError,
+        match=f"^no record files match '{missing}', part 2 of the comma-separated list '{present},{missing}'$",
+    ):
+        resolve_files(f"{present},{missing}")
+    with pytest.raises(CompactVideoError, match=f"no record files match '{tree / 'test'}/\\*', part 1 of"):
+        resolve_files(f"{tree / 'test'}/*,{present}")
+    with pytest.raises(CompactVideoError, match=f"match '{present},': part 2 of the list is empty"):
+        resolve_files(f"{present},")
+    with pytest.raises(CompactVideoError, match="no record files match 'memory://nowhere/x.tfrecord', part 2"):
+        resolve_files(f"{present},memory://nowhere/x.tfrecord")

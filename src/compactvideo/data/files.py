@@ -67,13 +67,23 @@ def resolve_files(pattern: str) -> list[str]:
 
     ``pattern`` is a comma-separated list of parts; each part is a file, a glob (``data/train*.tfrecord``,
     ``gs://bucket/train*.tfrecord`` where the filesystem lists), or a folder (its ``*.tfrecord`` files).
-    Local parts give paths as written; URL parts give URLs. Raises CompactVideoError when nothing matches.
+    Local parts give paths as written; URL parts give URLs. Every part must match at least one file
+    (a misspelt shard in a list is not silently left out): CompactVideoError names the part that does not.
     """
+    parts = [part.strip() for part in pattern.split(",")]
     files: list[str] = []
-    for part in (p.strip() for p in pattern.split(",")):
-        files += _resolve_local(part) if protocol(part) is None else _resolve_url(part)
-    if not files:
-        raise CompactVideoError(f"no record files match {pattern!r}")
+    for number, part in enumerate(parts, 1):
+        found = (_resolve_local(part) if protocol(part) is None else _resolve_url(part)) if part else []
+        if found:
+            files += found
+        elif len(parts) == 1:
+            raise CompactVideoError(f"no record files match {pattern!r}")
+        elif not part:
+            raise CompactVideoError(f"no record files match {pattern!r}: part {number} of the list is empty")
+        else:
+            raise CompactVideoError(
+                f"no record files match {part!r}, part {number} of the comma-separated list {pattern!r}"
+            )
     return files
 
 
