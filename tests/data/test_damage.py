@@ -67,3 +67,33 @@ def test_the_skip_limit_names_the_count_and_the_first_offsets():
         stats.check(2)
     with pytest.raises(TooManySkippedError, match="a.tfrecord: record at byte offset 99: damage at 99"):
         stats.check(0)
+
+
+def test_take_hands_over_the_counts_and_starts_again():
+    stats = read("a", 3, [(10, 5)])
+    taken = stats.take()
+    assert taken == read("a", 3, [(10, 5)]) and stats == ReadStats()
+    stats.file("b").records += 1  # counts after the take land in a fresh entry
+    assert taken.files.keys() == {"a"} and stats == read("b", 1, [])
+
+
+def test_a_run_report_lists_only_the_damaged_files_sorted_by_path():
+    stats = read("z.tfrecord", 4, [(0, 9)])
+    stats.update(read("m.tfrecord", 6, []))
+    stats.update(read("b.tfrecord", 2, [(30, 3), (7, 1)]))
+    report = stats.report()
+    assert {name: report[name] for name in ("records", "skipped", "skipped_bytes", "files_read")} == {
+        "records": 12,
+        "skipped": 3,
+        "skipped_bytes": 13,
+        "files_read": 3,
+    }
+    assert [entry["path"] for entry in report["damaged_files"]] == ["b.tfrecord", "z.tfrecord"]
+    assert report["damaged_files"] == [e for e in stats.to_dict()["files"] if e["path"] != "m.tfrecord"][::-1]
+
+
+def test_a_corrupt_record_error_crosses_processes_intact():
+    error = pickle.loads(pickle.dumps(CorruptRecordError("gs://b/a.tfrecord", 1234, "payload CRC mismatch")))
+    assert type(error) is CorruptRecordError
+    assert (error.path, error.offset, error.reason) == ("gs://b/a.tfrecord", 1234, "payload CRC mismatch")
+    assert str(error) == "gs://b/a.tfrecord: record at byte offset 1234: payload CRC mismatch"

@@ -4,7 +4,8 @@ import torch
 from tests.conftest import write_shards
 
 from compactvideo.data.batching import LoaderPosition, batch_loader
-from compactvideo.data.datasets import FrameSampling, LabelRangeError, RecordDataset, collate, split_batch
+from compactvideo.data.damage import CorruptRecordError
+from compactvideo.data.datasets import FrameSampling, RecordDataset, collate, split_batch
 from compactvideo.data.yt8m import read_records
 from compactvideo.errors import CompactVideoError
 
@@ -157,8 +158,12 @@ def test_collate_pads_with_zeros_and_builds_multi_hot_labels():
     assert torch.equal(batch["labels"], torch.tensor([[1.0, 0, 0, 1, 0], [0, 0, 0, 0, 0]]))
 
 
-def test_labels_outside_the_model_classes_name_the_video(frame_shards):
-    with pytest.raises(LabelRangeError, match=r"video v\d{4}: labels .* outside the model's 2 classes"):
+def test_labels_outside_the_model_classes_are_damaged_records_naming_the_video(frame_shards):
+    with pytest.raises(
+        CorruptRecordError,
+        match=r"train0000.tfrecord: record at byte offset \d+: video v\d{4}: labels .* outside the 2 classes "
+        r"\(0 .. num_classes - 1\); pass --num-classes to match the data",
+    ):
         list(RecordDataset(frame_shards, "frame", num_classes=2))
     with pytest.raises(CompactVideoError, match="shuffle_buffer must be at least 1, got 0"):
         RecordDataset(frame_shards, "frame", num_classes=2, shuffle_buffer=0)

@@ -3,9 +3,16 @@
 import importlib.util
 import os
 
+import fsspec
 import pytest
 
-from compactvideo.data.files import FilesystemUnavailableError, filesystem, local_path, resolve_files
+from compactvideo.data.files import (
+    FilesystemUnavailableError,
+    file_sizes,
+    filesystem,
+    local_path,
+    resolve_files,
+)
 from compactvideo.errors import CompactVideoError
 
 
@@ -56,3 +63,24 @@ def test_a_missing_s3_filesystem_names_the_extra():
 def test_an_unknown_scheme_is_named():
     with pytest.raises(FilesystemUnavailableError, match="nope://x/y: no fsspec filesystem serves this URL"):
         resolve_files("nope://x/y")
+
+
+def test_file_sizes_ask_a_remote_filesystem_once_per_file(tmp_path):
+    fs = fsspec.filesystem("memory")
+    local = tmp_path / "a.tfrecord"
+    local.write_bytes(bytes(11))
+    try:
+        fs.pipe("/cv-sizes/b.tfrecord", bytes(7))
+        fs.pipe("/cv-sizes/c.tfrecord", bytes(5))
+        urls = resolve_files("memory://cv-sizes/*.tfrecord")
+        assert file_sizes([str(local), *urls]) == [11, 7, 5]
+        fs.rm("/cv-sizes/b.tfrecord")  # remembered for the run: not asked again
+        assert file_sizes(urls[::-1]) == [5, 7]
+        with pytest.raises(
+            CompactVideoError, match="cannot read the size of every shard: .*missing.tfrecord"
+        ):
+            file_sizes(["memory:///cv-sizes/missing.tfrecord"])
+    finally:
+        fs.rm("/cv-sizes", recursive=True)
+    with pytest.raises(CompactVideoError, match=f"{tmp_path / 'gone.tfrecord'}: cannot read its size"):
+        file_sizes([str(tmp_path / "gone.tfrecord")])

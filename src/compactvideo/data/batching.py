@@ -9,6 +9,10 @@ Every training batch carries ``batch["position"] = (stream, state)``: ``stream``
 produced it (a DataLoader worker's role) and ``state`` is what that source needs to restart right after
 the batch. :class:`LoaderPosition` collects them, so a checkpoint taken in the middle of an epoch
 resumes in the middle of the epoch.
+
+Batches of records also carry ``batch["read_stats"]``, what their reader read and skipped since its
+previous batch (see :mod:`compactvideo.data.datasets`). :class:`CountedBatches` takes these out and adds
+them up, so the process that uses the batches knows what was read, whether or not the epoch ended.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ from typing import Any, TypeVar
 
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset
+
+from compactvideo.data.damage import ReadStats
 
 T = TypeVar("T")
 
@@ -48,11 +54,16 @@ class LoaderPosition:
 
     def advance(self, batch: dict[str, Any], examples: int) -> None:
         """Record that ``batch`` (with ``examples`` examples) was used."""
+        self.move(batch)
+        self.steps += 1
+        self.examples += examples
+
+    def move(self, batch: dict[str, Any]) -> None:
+        """Record that ``batch`` came from its stream, which now stands after it (a batch without
+        examples, which only says what its reader read, moves its stream on without a step)."""
         stream, state = batch["position"]
         self.states[stream] = state
         self.last_stream = stream
-        self.steps += 1
-        self.examples += examples
 
     def first_stream(self, streams: int) -> int:
         """The stream whose batch comes next: DataLoader workers take turns, so the one after the last."""
@@ -69,6 +80,38 @@ class LoaderPosition:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LoaderPosition:
         return cls(**data)
+
+
+class CountedBatches:
+    """The batches of a loader of whole batches, with what their readers read added up in ``read_stats``.
+
+    Iterating takes ``batch["read_stats"]`` out of each batch and adds it to ``read_stats``; a batch
+    without examples (only statistics) is not yielded, but moves ``position`` on when given (so that a
+    training run resumed from that position does not count it again); an error a DataLoader worker
+    passed on (``batch["error"]``) is raised. Batches of loaders that count nothing (clips) pass as they are.
+    """
+
+    def __init__(
+        self,
+        loader: Iterable[dict[str, Any]],
+        read_stats: ReadStats | None = None,
+        position: LoaderPosition | None = None,
+    ) -> None:
+        self.loader = loader
+        self.read_stats = read_stats if read_stats is not None else ReadStats()
+        self.position = position
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for batch in self.loader:
+            if "error" in batch:
+                raise batch["error"]
+            read = batch.pop("read_stats", None)
+            if read is not None:
+                self.read_stats.update(read)
+            if "ids" in batch:
+                yield batch
+            elif self.position is not None:
+                self.position.move(batch)
 
 
 def _as_is(batch: Any) -> Any:

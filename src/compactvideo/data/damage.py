@@ -10,6 +10,9 @@ skip counts once, with its exact byte length.
 :data:`LISTED` skips by offset. Statistics of disjoint reads (workers, ranks, files) merge by addition
 (:meth:`ReadStats.update`); they pickle, and :meth:`ReadStats.to_dict` / :meth:`ReadStats.from_dict`
 round-trip them through JSON (for ``torch.distributed.all_gather_object`` and log files alike).
+:meth:`ReadStats.take` hands over what was counted so far and starts again from zero: a reader passes
+these deltas along with its batches, so that the process that uses the batches adds up what was read.
+:meth:`ReadStats.report` is the form runs report: totals, and the damaged files only.
 """
 
 from __future__ import annotations
@@ -30,6 +33,10 @@ class CorruptRecordError(CompactVideoError, ValueError):
     def __init__(self, path: str | os.PathLike, offset: int, reason: str) -> None:
         self.path, self.offset, self.reason = str(path), offset, reason
         super().__init__(f"{path}: record at byte offset {offset}: {reason}")
+
+    def __reduce__(self) -> tuple[type, tuple[str, int, str]]:
+        """Pickled as its three parts, so that it crosses from a DataLoader worker intact."""
+        return type(self), (self.path, self.offset, self.reason)
 
 
 class TooManySkippedError(CompactVideoError):
@@ -67,8 +74,16 @@ class ReadStats:
     files: dict[str, FileStats] = field(default_factory=dict)
 
     def file(self, path: str | os.PathLike) -> FileStats:
-        """The statistics of ``path`` (created empty, so files without records are listed too)."""
+        """The statistics of ``path`` (created empty, so files without records are listed too).
+
+        Look a file up for each count: :meth:`take` replaces the entries.
+        """
         return self.files.setdefault(str(path), FileStats())
+
+    def take(self) -> ReadStats:
+        """What was counted since the last ``take`` (or since the start), leaving this empty."""
+        taken, self.files = ReadStats(self.files), {}
+        return taken
 
     def skip(self, error: CorruptRecordError, length: int) -> None:
         """Count the ``length`` bytes at ``error.offset`` of ``error.path`` as one skip."""
@@ -130,23 +145,21 @@ class ReadStats:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready totals and per-file statistics."""
+        return {**self._totals(), "files": [_file_entry(path, stats) for path, stats in self.files.items()]}
+
+    def report(self) -> dict[str, Any]:
+        """What a run reports (its JSON output, ``log.jsonl``): the totals, the number of files read, and
+        the files with skips, sorted by path, as :meth:`to_dict` lists them. A run over 3,844 shards
+        lists the few damaged ones, and the report does not depend on the order the readers finished in."""
+        damaged = [path for path in sorted(self.files) if self.files[path].skipped]
         return {
-            "records": self.records,
-            "skipped": self.skipped,
-            "skipped_bytes": self.skipped_bytes,
-            "files": [
-                {
-                    "path": path,
-                    "records": stats.records,
-                    "skipped": stats.skipped,
-                    "skipped_bytes": stats.skipped_bytes,
-                    "first_skips": [
-                        {"offset": s.offset, "bytes": s.length, "reason": s.reason} for s in stats.first_skips
-                    ],
-                }
-                for path, stats in self.files.items()
-            ],
+            **self._totals(),
+            "files_read": len(self.files),
+            "damaged_files": [_file_entry(path, self.files[path]) for path in damaged],
         }
+
+    def _totals(self) -> dict[str, int]:
+        return {"records": self.records, "skipped": self.skipped, "skipped_bytes": self.skipped_bytes}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ReadStats:
@@ -158,3 +171,15 @@ class ReadStats:
                 entry["records"], entry["skipped"], entry["skipped_bytes"], skips
             )
         return stats
+
+
+def _file_entry(path: str, stats: FileStats) -> dict[str, Any]:
+    return {
+        "path": path,
+        "records": stats.records,
+        "skipped": stats.skipped,
+        "skipped_bytes": stats.skipped_bytes,
+        "first_skips": [
+            {"offset": s.offset, "bytes": s.length, "reason": s.reason} for s in stats.first_skips
+        ],
+    }

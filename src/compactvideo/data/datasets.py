@@ -27,6 +27,19 @@ Frame sampling (what ``rgb`` / ``audio`` hold for a video of N real frames):
 The draws of each example come from a generator seeded by (seed, a stable hash of the video id, the
 example's part, and the epoch in training): they do not depend on the batch, the reader or the order
 in which records arrive, so evaluation is a function of the model, its seed and the data only.
+
+**What was read.** Each reader counts the records it reads and the damaged records it skips (with
+``skip_corrupt``; a label outside ``num_classes`` is damage too) in a
+:class:`~compactvideo.data.damage.ReadStats`, and its batches carry what it counted since its previous
+batch (``batch["read_stats"]``), so the process that uses the batches adds up what was read, over
+workers and, gathered, over ranks (:class:`compactvideo.data.batching.CountedBatches`). A count
+belongs to the record it leads to (a skip, to the next intact record) and goes to the reader that keeps
+that record, so readers that walk the same files (stride mode) count each skip once. A training chunk's
+counts ride on its first example, so a reader resumed inside the chunk, which reads it again, does not
+count it twice. Damage after a reader's last record comes in a last batch with no examples, only
+``read_stats`` (and, in training, the position past the end of the reader's share). In a DataLoader
+worker, a :class:`~compactvideo.errors.CompactVideoError` (a damaged record without ``skip_corrupt``)
+is passed on as ``batch["error"]`` and raised again, intact, by ``CountedBatches``.
 ``split_half`` (training) turns each video into two examples (parts), frames [0, ceil(N/2)) and
 [ceil(N/2), N), with the same labels (Araujo et al. 2018, sec. 4). ``l2_normalize`` divides each
 1152-d frame [rgb ; audio] by its Euclidean norm.
@@ -44,11 +57,9 @@ import hashlib
 import math
 import os
 import random
-import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from itertools import islice
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -57,15 +68,12 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from compactvideo.data.batching import LoaderPosition, batches
 from compactvideo.data.damage import ReadStats
+from compactvideo.data.files import file_sizes
 from compactvideo.data.sharding import Share, reader_share
 from compactvideo.data.yt8m import FrameRecord, VideoRecord, read_records
 from compactvideo.errors import CompactVideoError, check_at_least
 
 FRAME_SAMPLINGS = ("all", "random", "robust")
-
-
-class LabelRangeError(CompactVideoError, ValueError):
-    """A record whose labels do not fit the model's number of classes."""
 
 
 @dataclass(frozen=True)
@@ -117,13 +125,14 @@ class Place:
 class RecordDataset(IterableDataset):
     """Batches of examples from YouTube-8M shard files, sharded over ranks and workers (module docstring).
 
+    ``files`` are shard references (local paths or fsspec URLs, see :mod:`compactvideo.data.files`).
     ``position`` (training) restarts every reader where a checkpoint left it; ``limit`` (evaluation)
     keeps the first ``limit`` records of the file list.
     """
 
     def __init__(
         self,
-        files: Sequence[str | Path],
+        files: Sequence[str | os.PathLike],
         level: str,
         num_classes: int,
         batch_size: int = 1,
@@ -152,15 +161,14 @@ class RecordDataset(IterableDataset):
             ("seed", seed, 0),
         ):
             check_at_least(name, value, minimum)
-        self.files = [Path(f) for f in files]
-        self.sizes = [os.path.getsize(f) for f in self.files]
+        self.files = [os.fspath(f) for f in files]
+        self.sizes = file_sizes(self.files)
         self.level, self.num_classes, self.batch_size = level, num_classes, batch_size
         self.sampling, self.training = sampling, training
         self.rank, self.world_size = rank, world_size
         self.seed, self.epoch, self.shuffle_buffer = seed, epoch, shuffle_buffer
         self.max_frames, self.split_half, self.l2_normalize = max_frames, split_half, l2_normalize
         self.skip_corrupt, self.limit, self.position = skip_corrupt, limit, position
-        self.stats = ReadStats()
 
     def _reader(self) -> tuple[int, int, Share]:
         """(this reader's worker role, the number of workers, its share): worker roles are rotated so
@@ -175,8 +183,16 @@ class RecordDataset(IterableDataset):
         share = reader_share(order, self.sizes, self.rank, self.world_size, worker, workers, self.limit)
         return worker, workers, share
 
-    def _records(self, share: Share, start: Place) -> Iterator[tuple[Place, FrameRecord | VideoRecord]]:
-        """The share's records from ``start`` on (records before it in its file are parsed and passed)."""
+    def _records(
+        self, share: Share, start: Place, end: ReadStats
+    ) -> Iterator[tuple[Place, FrameRecord | VideoRecord, ReadStats]]:
+        """The share's records from ``start`` on, each with what reading it counted: itself, and the
+        skips since the record before. Records before ``start`` in its file are parsed and passed.
+
+        Counts go to the reader that keeps the record they lead to (module docstring); what follows
+        the last record, if it is this reader's turn (and within ``limit``), is added to ``end``.
+        """
+        counted = ReadStats()
         index = start.index
         for number in range(start.file, len(share.files)):
             first = start.record if number == start.file else 0
@@ -185,44 +201,56 @@ class RecordDataset(IterableDataset):
                 self.max_frames,
                 skip_corrupt=self.skip_corrupt,
                 level=self.level,
-                stats=self.stats,
+                stats=counted,
                 warn=False,
+                num_classes=self.num_classes,
             )
             for position, record in enumerate(records):
+                read = counted.take()
                 if position < first:
                     continue
                 if share.limit is not None and index >= share.limit:
                     return
                 if share.keeps(index):
-                    yield Place(number, position, index), record
+                    yield Place(number, position, index), record, read
                 index += 1
+        if share.keeps(index) and (share.limit is None or index < share.limit):
+            end.update(counted)
 
-    def _evaluation_stream(self, share: Share) -> Iterator[tuple[dict, tuple, None]]:
-        for place, record in self._records(share, Place(0, 0, 0)):
+    def _evaluation_stream(self, share: Share) -> Iterator[tuple[dict | None, tuple, None, ReadStats | None]]:
+        end = ReadStats()
+        for place, record, read in self._records(share, Place(0, 0, 0), end):
             for part, frames in enumerate(self._parts(record)):
-                yield self._example(record, part, frames), (share.files[place.file], place.record, part), None
+                key = (share.files[place.file], place.record, part)
+                yield self._example(record, part, frames), key, None, read if part == 0 else None
+        if end.records or end.skipped:
+            yield None, (), None, end
 
     def _training_stream(
         self, share: Share, reader: int, state: dict | None
-    ) -> Iterator[tuple[dict, tuple, dict]]:
+    ) -> Iterator[tuple[dict | None, tuple, dict, ReadStats | None]]:
         """Chunks of ``shuffle_buffer`` records, each emitted in a seeded random order, from ``state`` on.
 
         The state after each example: ``chunk`` and where it starts (``file``, ``record``, ``index``),
         ``taken`` examples of it used, ``before`` records of earlier chunks and ``records`` used in all.
+        The chunk's read statistics ride on its first example. Damage after the share's last record
+        comes last, without an example, with the state of a reader past the end of its share.
         """
         state = state or {"chunk": 0, "file": 0, "record": 0, "index": 0, "taken": 0, "before": 0}
         chunk_number, taken, before = state["chunk"], state["taken"], state["before"]
         start = Place(state["file"], state["record"], state["index"])
-        records = self._records(share, start)
+        end = ReadStats()
+        records = self._records(share, start, end)
         while chunk := list(islice(records, self.shuffle_buffer)):
             last = chunk[-1][0]
             following = Place(last.file, last.record + 1, last.index + 1)
             order = np.random.default_rng([self.seed, self.epoch, reader, chunk_number]).permutation(
                 len(chunk)
             )
+            read = ReadStats.merged(read for _, _, read in chunk)
             used = 0
             for turn, choice in enumerate(order):
-                place, record = chunk[choice]
+                place, record, _ = chunk[choice]
                 parts = self._parts(record)
                 for part, frames in enumerate(parts):
                     used += 1
@@ -239,34 +267,53 @@ class RecordDataset(IterableDataset):
                     else:
                         state = {"chunk": chunk_number, **asdict(start), "taken": used, "before": before}
                     key = (share.files[place.file], place.record, part)
-                    yield self._example(record, part, frames), key, {**state, "records": records_used}
+                    example = self._example(record, part, frames)
+                    yield example, key, {**state, "records": records_used}, read if used == 1 else None
             chunk_number, start, taken, before = chunk_number + 1, following, 0, before + len(chunk)
+        if end.records or end.skipped:
+            past = Place(len(share.files), 0, start.index)
+            finished = {"chunk": chunk_number, **asdict(past), "taken": 0, "before": before}
+            yield None, (), {**finished, "records": before}, end
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
+        try:
+            yield from self._batches()
+        except CompactVideoError as error:
+            if get_worker_info() is None:
+                raise
+            yield {"error": error}  # a worker's exception would reach the main process as text only
+
+    def _batches(self) -> Iterator[dict[str, Any]]:
         reader, workers, share = self._reader()
         if self.training:
             state = self.position.states.get(reader) if self.position is not None else None
             stream = self._training_stream(share, self.rank * workers + reader, state)
         else:
             stream = self._evaluation_stream(share)
-        for group in batches(stream, self.batch_size):
-            batch = collate([example for example, _, _ in group], self.num_classes)
-            batch["keys"] = [key for _, key, _ in group]
+        tail = []  # the stream's last item, when it has no example
+
+        def examples() -> Iterator[tuple]:
+            for item in stream:
+                if item[0] is None:
+                    tail.append(item)
+                else:
+                    yield item
+
+        for group in batches(examples(), self.batch_size):
+            batch = collate([example for example, _, _, _ in group], self.num_classes)
+            batch["keys"] = [key for _, key, _, _ in group]
             if self.training:
                 batch["position"] = (reader, group[-1][2])
+            reads = [read for _, _, _, read in group if read is not None]
+            if reads:
+                batch["read_stats"] = ReadStats.merged(reads)
             yield batch
-        if self.stats.skipped:
-            warnings.warn(self.stats.summary(), stacklevel=2)
+        for _, _, state, read in tail:
+            yield {"read_stats": read, **({"position": (reader, state)} if self.training else {})}
 
     def _parts(self, record: FrameRecord | VideoRecord) -> list[tuple[np.ndarray, np.ndarray] | None]:
         """The frames of each example a record gives: two halves with split-half, else all (None: video
-        level). Checks the labels."""
-        labels = record.labels
-        if len(labels) and (labels.min() < 0 or labels.max() >= self.num_classes):
-            raise LabelRangeError(
-                f"video {record.id}: labels {labels.tolist()} outside the model's {self.num_classes} "
-                "classes (0 .. num_classes - 1); pass --num-classes to match the data"
-            )
+        level)."""
         if isinstance(record, VideoRecord):
             return [None]
         rgb, audio = record.rgb, record.audio

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import glob
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -108,3 +109,39 @@ def _resolve_url(part: str) -> list[str]:
         else:
             found = [path]
     return sorted(fs.unstrip_protocol(p) for p in found)
+
+
+_REMOTE_SIZES: dict[str, int] = {}  # bytes of each remote shard, asked once per process (run)
+
+
+def file_sizes(references: Sequence[str]) -> list[int]:
+    """The size in bytes of each shard reference (readers are given shares balanced by bytes).
+
+    Local files: ``os.stat``. URLs: one ``size`` request per file through fsspec (concurrent on
+    asynchronous filesystems such as http, gcs and s3), remembered for the rest of the process, so that
+    the loaders of later epochs and validations do not ask again.
+    """
+    missing: dict[str | None, list[str]] = {}
+    for reference in references:
+        if not is_local(reference) and reference not in _REMOTE_SIZES:
+            missing.setdefault(protocol(reference), []).append(reference)
+    for urls in missing.values():
+        fs, _ = filesystem(urls[0])
+        try:
+            sizes = fs.sizes([filesystem(url)[1] for url in urls])
+        except OSError as error:  # FileNotFoundError names the file
+            raise CompactVideoError(f"cannot read the size of every shard: {error}") from None
+        for url, size in zip(urls, sizes, strict=True):
+            if size is None:
+                raise CompactVideoError(
+                    f"{url}: the server does not say the file's size, so it cannot be streamed"
+                )
+            _REMOTE_SIZES[url] = int(size)
+    return [_REMOTE_SIZES[r] if r in _REMOTE_SIZES else _local_size(r) for r in references]
+
+
+def _local_size(reference: str) -> int:
+    try:
+        return os.path.getsize(local_path(reference))
+    except OSError as error:
+        raise CompactVideoError(f"{reference}: cannot read its size ({error.strerror or error})") from None

@@ -347,7 +347,8 @@ def read_records(
     paths = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
     stats = stats if stats is not None else ReadStats()
     for path in paths:
-        file_stats, file_level = stats.file(path), level
+        stats.file(path)  # listed even if it holds no record
+        file_level = level
         for offset, payload in iter_payloads(path, stats if skip_corrupt else None, max_skipped):
             try:
                 if file_level is None:
@@ -359,7 +360,7 @@ def read_records(
             except _Problem as problem:
                 error = CorruptRecordError(path, offset, str(problem))
             else:
-                file_stats.records += 1
+                stats.file(path).records += 1  # looked up each time: a reader may take() the counts
                 yield record
                 continue
             if not skip_corrupt:
@@ -378,7 +379,7 @@ def _parse(
     if num_classes is not None and len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
         raise _Problem(
             f"video {record.id}: labels {labels.tolist()} outside the {num_classes} classes "
-            "(0 .. num_classes - 1; does the number of classes match the data?)"
+            "(0 .. num_classes - 1); pass --num-classes to match the data"
         )
     return record
 
