@@ -99,7 +99,9 @@ def test_predict_writes_every_video_once_with_its_top_classes(run, tmp_path, cap
     out = tmp_path / "predictions.csv"
     args = ["predict", "--checkpoint", str(checkpoint), "--data", pattern, "--out", str(out)]
     assert main([*args, "--top-k", "4", "--batch-size", "4", "--num-workers", "2"]) == 0
-    assert capsys.readouterr().out == f"wrote 30 predictions to {out}\n"
+    report = json.loads(capsys.readouterr().out)
+    assert report["predictions"] == 30 and report["out"] == str(out)
+    assert (report["read"]["records"], report["read"]["skipped"], report["read"]["files_read"]) == (30, 0, 3)
     with open(out, newline="") as file:
         header, *rows = list(csv.reader(file))
     assert header == ["VideoId", "LabelConfidencePairs"]

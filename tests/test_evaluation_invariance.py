@@ -70,10 +70,10 @@ def test_each_output_is_computed_on_its_video_alone_whatever_the_batch(trained):
 def test_predictions_do_not_depend_on_the_batch_size_or_the_workers(trained, tmp_path):
     checkpoint, pattern, files = trained
     for name, batch_size, workers in [("a.csv", 7, 0), ("b.csv", 256, 2)]:
-        assert (
-            predict(checkpoint, pattern, tmp_path / name, 20, batch_size, LoaderOptions(num_workers=workers))
-            == 21
+        report = predict(
+            checkpoint, pattern, tmp_path / name, 20, batch_size, LoaderOptions(num_workers=workers)
         )
+        assert (report["predictions"], report["read"]["records"]) == (21, 21)
     text = (tmp_path / "a.csv").read_text()
     assert (tmp_path / "b.csv").read_text() == text
     ids = [line.split(",")[0] for line in text.splitlines()[1:]]

@@ -35,10 +35,21 @@ PREDICT = ["predict", "--checkpoint", "missing.pt", "--data", "missing*.tfrecord
         (TRAIN, "--max-frames", "0", "at least 1, got 0"),
         (TRAIN, "--shuffle-buffer", "0", "at least 1, got 0"),
         (TRAIN, "--num-workers", "-1", "at least 0, got -1"),
+        (TRAIN, "--max-skipped", "-1", "at least 0, got -1"),
+        (
+            TRAIN,
+            "--max-skipped",
+            "3",
+            "given with skip_corrupt (--skip-corrupt); without it the first "
+            "damaged record stops the run, got 3",
+        ),
         (EVAL, "--batch-size", "0", "at least 1, got 0"),
         (EVAL, "--num-workers", "-2", "at least 0, got -2"),
+        (EVAL, "--max-skipped", "-3", "at least 0, got -3"),
+        (["data", "inspect", "missing*.tfrecord"], "--max-skipped", "-1", "at least 0, got -1"),
         (PREDICT, "--batch-size", "0", "at least 1, got 0"),
         (PREDICT, "--top-k", "0", "at least 1, got 0"),
+        (PREDICT, "--max-skipped", "-1", "at least 0, got -1"),
     ],
 )
 def test_an_out_of_range_option_is_a_one_line_error_naming_its_flag(capsys, command, flag, value, expected):

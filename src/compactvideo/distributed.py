@@ -76,18 +76,24 @@ class DistributedContext:
             for buffer in model.buffers():
                 dist.broadcast(buffer, src=0)
 
-    def _reduce(self, value: float, dtype: torch.dtype) -> float:
-        tensor = torch.tensor(value, dtype=dtype, device=self.device if self.device.type == "cuda" else "cpu")
+    def _reduce(self, values: list[float], dtype: torch.dtype) -> list[float]:
+        tensor = torch.tensor(
+            values, dtype=dtype, device=self.device if self.device.type == "cuda" else "cpu"
+        )
         dist.all_reduce(tensor)
-        return tensor.item()
+        return tensor.tolist()
 
     def sum(self, value: int) -> int:
         """Sum of an integer over ranks."""
-        return int(self._reduce(value, torch.int64)) if self.distributed else value
+        return self.sums([value])[0]
+
+    def sums(self, values: list[int]) -> list[int]:
+        """Sums of several integers over ranks, in one all-reduce."""
+        return [int(v) for v in self._reduce(values, torch.int64)] if self.distributed else list(values)
 
     def mean(self, value: float) -> float:
         """Mean of a number over ranks."""
-        return self._reduce(value, torch.float64) / self.world_size if self.distributed else value
+        return self._reduce([value], torch.float64)[0] / self.world_size if self.distributed else value
 
     def gather(self, value: Any) -> list[Any]:
         """Every rank's ``value`` (any picklable object), in rank order, on every rank."""

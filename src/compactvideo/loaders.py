@@ -5,6 +5,8 @@ YouTube-8M frame-level or video-level records, or a folder of clips, read as the
 (``config.data``: frame sampling, L2 normalisation, clip sampling; see
 :mod:`compactvideo.models.config`) prescribes. :class:`LoaderOptions` holds only what does not change
 the model's input: training augmentation and shuffling, workers, damaged records, the clip cache.
+:func:`make_loader` gives :class:`~compactvideo.data.batching.CountedBatches`: the batches, and what
+was read to make them (records, damaged records skipped) in ``read_stats``.
 """
 
 from __future__ import annotations
@@ -13,14 +15,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
-from compactvideo.data.batching import LoaderPosition, batch_loader, batches
+from compactvideo.data.batching import CountedBatches, LoaderPosition, batch_loader, batches
 from compactvideo.data.clips import ClipBatches, ClipDataset, ClipFolderError, rank_indices
+from compactvideo.data.damage import ReadStats
 from compactvideo.data.datasets import RecordDataset
 from compactvideo.data.files import resolve_files
 from compactvideo.distributed import DistributedContext
-from compactvideo.errors import CompactVideoError, check_at_least
+from compactvideo.errors import CompactVideoError, OptionError, check_at_least
 from compactvideo.models import family_of
 
 
@@ -30,7 +33,9 @@ class LoaderOptions:
 
     ``split_half`` (training only: each video becomes its two halves) and ``shuffle_buffer`` (records)
     see :mod:`compactvideo.data.datasets`; ``num_workers``: DataLoader worker processes;
-    ``skip_corrupt``: skip damaged records (counted) instead of failing; ``clip_cache``: ``None``,
+    ``skip_corrupt``: skip damaged records (counted and reported) instead of failing at the first;
+    ``max_skipped``: with ``skip_corrupt``, how many may be skipped before the run stops (None:
+    unlimited; training counts each epoch, evaluation its pass); ``clip_cache``: ``None``,
     ``"memory"`` or a folder for decoded clips (:mod:`compactvideo.data.clips`).
     """
 
@@ -38,11 +43,19 @@ class LoaderOptions:
     shuffle_buffer: int = 1024
     num_workers: int = 0
     skip_corrupt: bool = False
+    max_skipped: int | None = None
     clip_cache: str | None = None
 
     def __post_init__(self) -> None:
         check_at_least("shuffle_buffer", self.shuffle_buffer, 1)
         check_at_least("num_workers", self.num_workers, 0)
+        check_at_least("max_skipped", self.max_skipped, 0)
+        if self.max_skipped is not None and not self.skip_corrupt:
+            raise OptionError(
+                "max_skipped",
+                "given with skip_corrupt (--skip-corrupt); without it the first damaged record stops the run",
+                self.max_skipped,
+            )
 
 
 @dataclass(frozen=True)
@@ -151,11 +164,14 @@ def make_loader(
     epoch: int = 0,
     position: LoaderPosition | None = None,
     limit: int | None = None,
-) -> DataLoader:
+    read_stats: ReadStats | None = None,
+) -> CountedBatches:
     """Batches of this rank's share of the data a model of ``config`` reads (see the module docstring).
 
     ``seed`` seeds the frame draws (with ``epoch`` in training); ``position`` resumes a training epoch
-    where a checkpoint left it; ``limit`` keeps the first ``limit`` videos (evaluation).
+    where a checkpoint left it (and is moved on by batches that only carry read statistics); ``limit``
+    keeps the first ``limit`` videos (evaluation). What the readers read is added to ``read_stats``
+    (a new :class:`~compactvideo.data.damage.ReadStats` by default), as the batches are used.
     """
     reader = family_of(config).reader
     if reader not in READERS:
@@ -163,4 +179,5 @@ def make_loader(
             f"model family {config.family!r} reads {reader!r}; known readers: {list(READERS)}"
         )
     request = ReadRequest(pattern, options, batch_size, training, context, seed, epoch, position, limit)
-    return batch_loader(READERS[reader](config, request), options.num_workers)
+    loader = batch_loader(READERS[reader](config, request), options.num_workers)
+    return CountedBatches(loader, read_stats, position)

@@ -19,13 +19,21 @@ Training batches never hold a single example (:mod:`compactvideo.data.batching`)
 checkpoints, the JSONL log and TensorBoard events.
 
 ``log.jsonl`` has one JSON object per line: ``train`` every ``log_every`` steps (loss over all ranks,
-learning rate, examples/s), ``valid`` at each validation, and ``epoch`` at the end of each epoch (its
-steps and examples, and per rank the steps, examples and records read).
+learning rate, examples/s), ``valid`` at each validation (its metrics, ``read``: what validation read,
+and ``train_read``: what training read so far), ``epoch`` at the end of each epoch (its steps and
+examples, per rank the steps, examples and records used, and ``read``: what the epoch read), and
+``end`` when the run ends (``read``: what training read over the run, as the summary says too). Each
+``read`` is :meth:`~compactvideo.data.damage.ReadStats.report`: records read, damaged records skipped
+(with ``skip_corrupt``) and each damaged file with the offsets of its first skips, over all ranks and
+DataLoader workers; a record read in each of three epochs counts three times. With ``max_skipped``,
+an epoch (or a validation) that skips more damaged records stops the run with
+:class:`~compactvideo.data.damage.TooManySkippedError`; the ranks add up their counts at every step.
 
 A checkpoint (``RUN_DIR/checkpoint.pt``, written atomically, the previous one kept) stores the model
 config, weights, optimizer, counters, every rank's RNG states and loader position (the state of each
-DataLoader worker's reader), and the length of ``log.jsonl``; every validation that beats the best
-headline score so far (GAP, or accuracy for clips) also writes the weights to ``RUN_DIR/best.pt``.
+DataLoader worker's reader), what the readers read so far (``read_stats``), and the length of
+``log.jsonl``; every validation that beats the best headline score so far (GAP, or accuracy for clips)
+also writes the weights to ``RUN_DIR/best.pt``.
 ``resume=True`` continues where the checkpoint was taken, in the middle of an epoch if need be: each
 rank's readers restart where their last used batch ended, log lines the interrupted run wrote after the
 checkpoint are cut from ``log.jsonl`` (and purged from TensorBoard), and the run reaches the weights of
@@ -53,9 +61,10 @@ from tqdm.auto import tqdm
 from compactvideo._torch_compat import foreach_mul_, foreach_norm
 from compactvideo.checkpoint import load_checkpoint, load_latest_checkpoint, save_checkpoint
 from compactvideo.data.batching import LoaderPosition
+from compactvideo.data.damage import ReadStats
 from compactvideo.distributed import DistributedContext
 from compactvideo.errors import CompactVideoError, OptionError, check_at_least, check_positive
-from compactvideo.evaluate import evaluate_loader
+from compactvideo.evaluate import evaluate_loader, merged_read, read_report, warn_skipped
 from compactvideo.loaders import LoaderOptions, make_loader
 from compactvideo.models import (
     build_model,
@@ -110,6 +119,48 @@ class Progress:
     epoch: int = 0
     best_score: float | None = None
     best_step: int | None = None
+
+
+@dataclass
+class TrainingReads:
+    """What the training data gave: ``finished``, the finished epochs' (all ranks; the same on every
+    rank), and ``epoch``, this rank's part of the epoch in progress (on rank 0 of a resumed run, with
+    what the checkpoint counted in it: the readers restart after the batches it had counted)."""
+
+    context: DistributedContext
+    max_skipped: int | None
+    finished: ReadStats = field(default_factory=ReadStats)
+    epoch: ReadStats = field(default_factory=ReadStats)
+
+    @classmethod
+    def resumed(
+        cls, saved: dict[str, Any], context: DistributedContext, max_skipped: int | None
+    ) -> TrainingReads:
+        epoch = ReadStats.from_dict(saved["epoch"]) if context.is_main else ReadStats()
+        return cls(context, max_skipped, ReadStats.from_dict(saved["finished"]), epoch)
+
+    def check(self, skipped: int) -> None:
+        """Stop the run when the epoch skipped more than ``max_skipped`` (``skipped``: the ranks' sum)."""
+        if self.max_skipped is not None and skipped > self.max_skipped:
+            merged_read(self.epoch, self.context, self.max_skipped)  # raises, naming the first offsets
+
+    def end_epoch(self) -> ReadStats:
+        """What the epoch read (all ranks); it joins the finished epochs."""
+        epoch = merged_read(self.epoch, self.context, self.max_skipped)
+        self.finished.update(epoch)
+        self.epoch.take()
+        return epoch
+
+    def run(self) -> ReadStats:
+        """What the run read so far, all ranks (every rank calls this)."""
+        return ReadStats.merged([self.finished, merged_read(self.epoch, self.context, None)])
+
+    def state(self) -> dict[str, Any] | None:
+        """For the checkpoint, on rank 0 (every rank calls this)."""
+        parts = self.context.collect(self.epoch)
+        if parts is None:
+            return None
+        return {"finished": self.finished.to_dict(), "epoch": ReadStats.merged(parts).to_dict()}
 
 
 def learning_rate(options: TrainOptions, examples: int) -> float:
@@ -293,6 +344,7 @@ def train(
         raise OptionError("batch_size", "at least 2 for a model with batch norm", options.batch_size)
     optimizer = torch.optim.Adam(model.parameters(), lr=options.learning_rate)
     progress, position, log_bytes = Progress(), LoaderPosition(), 0
+    reads = TrainingReads(context, options.data.max_skipped)
     if checkpoint is not None:
         model.load_state_dict(checkpoint["state_dict"])
         if "optimizer" in checkpoint:  # resuming, not fine-tuning
@@ -302,6 +354,8 @@ def train(
             rng_states = checkpoint["rng"]  # one per rank (more ranks than saved: only between epochs)
             _restore_rng(rng_states[context.rank if context.rank < len(rng_states) else 0])
             log_bytes = checkpoint["log_bytes"]
+            if "read_stats" in checkpoint:  # (older checkpoints did not keep the counts)
+                reads = TrainingReads.resumed(checkpoint["read_stats"], context, options.data.max_skipped)
     wrapped = context.wrap(model)
     if context.is_main:
         out.mkdir(parents=True, exist_ok=True)
@@ -312,6 +366,7 @@ def train(
 
     def save() -> None:
         rng_states, positions = context.collect(_rng_state()), context.collect(position.to_dict())
+        read_stats = reads.state()
         if context.is_main:
             save_checkpoint(
                 out / "checkpoint.pt",
@@ -328,6 +383,7 @@ def train(
                     "workers": options.data.num_workers,
                     "positions": positions,
                 },
+                read_stats=read_stats,
                 log_bytes=log.size(),
                 options=asdict(options),
             )
@@ -344,9 +400,9 @@ def train(
         validation_started = time.perf_counter()
         loader = batches_of(valid_pattern, training=False, limit=options.valid_max_videos)
         context.share_buffers(model)  # every rank evaluates the weights rank 0 saves
-        result = evaluate_loader(model, loader, task, context)
+        result = evaluate_loader(model, loader, task, context, options.data.max_skipped)
         model.train()
-        log.write("valid", progress, result)
+        log.write("valid", progress, {**result, **read_report(reads.run(), "train_read")})
         score = headline_metric(result)[1]
         if progress.best_score is None or score > progress.best_score:
             progress.best_score, progress.best_step = score, progress.step
@@ -372,7 +428,13 @@ def train(
         log.write(
             "epoch",
             progress,
-            {"epoch": progress.epoch, "epoch_steps": steps, "epoch_examples": examples, "ranks": ranks},
+            {
+                "epoch": progress.epoch,
+                "epoch_steps": steps,
+                "epoch_examples": examples,
+                "ranks": ranks,
+                **read_report(reads.end_epoch()),
+            },
         )
         progress.epoch += 1
 
@@ -386,11 +448,13 @@ def train(
     last_valid: dict[str, float] | None = None
     model.train()
     while progress.examples < budget and (options.epochs is None or progress.epoch < options.epochs):
-        batches = iter(batches_of(train_pattern, training=True, epoch=progress.epoch, position=position))
+        where = {"epoch": progress.epoch, "position": position, "read_stats": reads.epoch}
+        batches = iter(batches_of(train_pattern, training=True, **where))
         while progress.examples < budget:
             batch = next(batches, None)
             size = 0 if batch is None else task.batch_size(batch)
-            step_examples = context.sum(size)
+            step_examples, skipped = context.sums([size, reads.epoch.skipped])
+            reads.check(skipped)
             if step_examples == 0:  # every rank has used its share: the epoch is over
                 end_epoch()
                 position = LoaderPosition()
@@ -423,12 +487,16 @@ def train(
     if valid_pattern:
         last_valid = validate()
     save()
+    read = reads.run()
+    log.write("end", progress, read_report(read))
     log.close()
+    warn_skipped(read, context)
     summary = {
         "steps": progress.step,
         "examples": progress.examples,
         "examples_per_s": (progress.examples - examples_at_start) / training_seconds(),
         "checkpoint": str(out / "checkpoint.pt"),
+        **read_report(read),
     }
     if last_valid is not None:
         summary["valid"] = last_valid

@@ -20,10 +20,11 @@ from compactvideo.train import TrainOptions
 LOADER_ARGS = [
     *("--frame-sampling", "random", "--frames", "17", "--samples", "3", "--frames-per-sample", "2"),
     *("--max-frames", "99", "--split-half", "--no-l2-normalize", "--shuffle-buffer", "8"),
-    *("--num-workers", "2", "--skip-corrupt", "--clip-sampling", "uniform", "--clip-cache", "memory"),
+    *("--num-workers", "2", "--skip-corrupt", "--max-skipped", "7", "--clip-sampling", "uniform"),
+    *("--clip-cache", "memory"),
 ]
 LOADER_OPTIONS = LoaderOptions(
-    split_half=True, shuffle_buffer=8, num_workers=2, skip_corrupt=True, clip_cache="memory"
+    split_half=True, shuffle_buffer=8, num_workers=2, skip_corrupt=True, max_skipped=7, clip_cache="memory"
 )
 # The data-contract flags among them: train records them in the model, eval and predict override with them.
 CONTRACT = {
@@ -114,7 +115,7 @@ def test_train_init_passes_the_checkpoint_and_no_model(trainer, tmp_path):
 
 
 def test_eval_and_predict_flags_reach_the_library(monkeypatch, tmp_path, capsys):
-    evaluator, predictor = Recorder({"gap": 0.5}), Recorder(17)
+    evaluator, predictor = Recorder({"gap": 0.5}), Recorder({"predictions": 17})
     monkeypatch.setattr(evaluate, "evaluate", evaluator)
     monkeypatch.setattr(evaluate, "predict", predictor)
     common = ["--checkpoint", str(tmp_path / "c.pt"), "--data", "v*.tfrecord", "--batch-size", "9"]
@@ -126,7 +127,7 @@ def test_eval_and_predict_flags_reach_the_library(monkeypatch, tmp_path, capsys)
         {"contract": CONTRACT},
     )
     assert main(["predict", *common, "--out", str(tmp_path / "p.csv"), "--top-k", "5"]) == 0
-    assert capsys.readouterr().out == f"wrote 17 predictions to {tmp_path / 'p.csv'}\n"
+    assert json.loads(capsys.readouterr().out) == {"predictions": 17}
     assert predictor.only_call == (
         (tmp_path / "c.pt", "v*.tfrecord", tmp_path / "p.csv", 5, 9, LOADER_OPTIONS, "cpu"),
         {"contract": CONTRACT},

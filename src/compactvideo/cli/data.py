@@ -57,9 +57,11 @@ def _add_synth(data_commands: argparse._SubParsersAction) -> None:
 def _run_inspect(args: argparse.Namespace) -> int:
     from compactvideo.data.files import resolve_files
     from compactvideo.data.inspection import format_inspection, inspect_records
+    from compactvideo.errors import check_at_least
 
+    check_at_least("max_skipped", args.max_skipped, 0)
     paths = [path for pattern in args.files for path in resolve_files(pattern)]
-    report = inspect_records(paths)
+    report = inspect_records(paths, max_skipped=args.max_skipped)
     print(json.dumps(report, indent=2) if args.json else format_inspection(report))
     return 1 if report["skipped"] else 0
 
@@ -72,6 +74,12 @@ def _add_inspect(data_commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("files", nargs="+", help="TFRecord files, globs or folders")
     parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.add_argument(
+        "--max-skipped",
+        type=int,
+        metavar="N",
+        help="stop with an error once more than N damaged records were skipped (default: read everything)",
+    )
     parser.set_defaults(run=_run_inspect)
 
 

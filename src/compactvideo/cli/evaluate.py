@@ -47,7 +47,7 @@ def _run_predict(args: argparse.Namespace) -> int:
     from compactvideo.distributed import is_main_process
     from compactvideo.evaluate import predict
 
-    count = predict(
+    report = predict(
         args.checkpoint,
         args.data,
         args.out,
@@ -57,8 +57,8 @@ def _run_predict(args: argparse.Namespace) -> int:
         args.device,
         contract=contract_overrides(args),
     )
-    if is_main_process():
-        print(f"wrote {count} predictions to {args.out}")
+    if is_main_process():  # the rows written, and what was read (records, damaged records skipped)
+        print(json.dumps(report, indent=2))
     return 0
 
 

@@ -81,7 +81,16 @@ def add_loader_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--skip-corrupt",
         action="store_true",
-        help="skip damaged records (counted and reported) instead of failing",
+        help="skip damaged records (counted, and reported in the JSON output and log.jsonl) instead of "
+        "stopping at the first",
+    )
+    group.add_argument(
+        "--max-skipped",
+        type=int,
+        default=defaults.max_skipped,
+        metavar="N",
+        help="with --skip-corrupt: stop once more than N damaged records were skipped (training: in an "
+        "epoch; evaluation: in the pass); default: no limit",
     )
     group.add_argument(
         "--clip-cache",

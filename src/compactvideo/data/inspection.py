@@ -20,8 +20,11 @@ from compactvideo.data.yt8m import FrameRecord, read_records
 FRAME_BINS = (1, 30, 60, 120, 180, 240, 300, 301)
 
 
-def inspect_records(paths: list[str | os.PathLike], top_labels: int = 10) -> dict[str, Any]:
-    """Statistics of the records in ``paths``.
+def inspect_records(
+    paths: list[str | os.PathLike], top_labels: int = 10, max_skipped: int | None = None
+) -> dict[str, Any]:
+    """Statistics of the records in ``paths``; more than ``max_skipped`` damaged records raise
+    :class:`~compactvideo.data.damage.TooManySkippedError` (naming the count and the first offsets).
 
     Returns {"records", "skipped", "skipped_bytes" (totals), "files": [{"path", "level", "records",
     "skipped", "skipped_bytes", "first_skips": [{"offset", "bytes", "reason"}]}] (as
@@ -37,7 +40,8 @@ def inspect_records(paths: list[str | os.PathLike], top_labels: int = 10) -> dic
     levels: dict[str, set[str]] = {}
     for path in tqdm(paths, desc="inspecting", unit="file", leave=False):
         file_levels = levels.setdefault(str(path), set())
-        for record in read_records([path], skip_corrupt=True, stats=stats, warn=False):
+        records = read_records([path], skip_corrupt=True, stats=stats, warn=False, max_skipped=max_skipped)
+        for record in records:
             file_levels.add("frame" if isinstance(record, FrameRecord) else "video")
             if isinstance(record, FrameRecord):
                 frame_counts.append(record.num_frames)
