@@ -108,9 +108,9 @@ class CountedBatches:
             read = batch.pop("read_stats", None)
             if read is not None:
                 self.read_stats.update(read)
-            if "ids" in batch:
+            if batch.keys() - {"position"}:
                 yield batch
-            elif self.position is not None:
+            elif self.position is not None:  # it held statistics only
                 self.position.move(batch)
 
 
