@@ -27,6 +27,15 @@ Frame sampling (what ``rgb`` / ``audio`` hold for a video of N real frames):
 The draws of each example come from a generator seeded by (seed, a stable hash of the video id, the
 example's part, and the epoch in training): they do not depend on the batch, the reader or the order
 in which records arrive, so evaluation is a function of the model, its seed and the data only.
+``split_half`` (training) turns each video into two examples (parts), frames [0, ceil(N/2)) and
+[ceil(N/2), N), with the same labels (Araujo et al. 2018, sec. 4). ``l2_normalize`` divides each
+1152-d frame [rgb ; audio] by its Euclidean norm.
+
+Collation gives ``rgb`` [B, T, 1024], ``audio`` [B, T, 128] (float32), ``num_frames`` [B] (int64),
+``labels`` [B, C] multi-hot float32, ``ids`` (list of str) and ``keys`` (each example's (file number,
+record number, part), its place in the data); video-level batches hold ``mean_rgb`` [B, 1024] and
+``mean_audio`` [B, 128] instead of frames. Batches hold ``batch_size`` examples; a last batch of one
+joins the one before (:func:`compactvideo.data.batching.batches`).
 
 **What was read.** Each reader counts the records it reads and the damaged records it skips (with
 ``skip_corrupt``; a label outside ``num_classes`` is damage too) in a
@@ -40,15 +49,6 @@ count it twice. Damage after a reader's last record comes in a last batch with n
 ``read_stats`` (and, in training, the position past the end of the reader's share). In a DataLoader
 worker, a :class:`~compactvideo.errors.CompactVideoError` (a damaged record without ``skip_corrupt``)
 is passed on as ``batch["error"]`` and raised again, intact, by ``CountedBatches``.
-``split_half`` (training) turns each video into two examples (parts), frames [0, ceil(N/2)) and
-[ceil(N/2), N), with the same labels (Araujo et al. 2018, sec. 4). ``l2_normalize`` divides each
-1152-d frame [rgb ; audio] by its Euclidean norm.
-
-Collation gives ``rgb`` [B, T, 1024], ``audio`` [B, T, 128] (float32), ``num_frames`` [B] (int64),
-``labels`` [B, C] multi-hot float32, ``ids`` (list of str) and ``keys`` (each example's (file number,
-record number, part), its place in the data); video-level batches hold ``mean_rgb`` [B, 1024] and
-``mean_audio`` [B, 128] instead of frames. Batches hold ``batch_size`` examples; a last batch of one
-joins the one before (:func:`compactvideo.data.batching.batches`).
 """
 
 from __future__ import annotations
@@ -223,7 +223,7 @@ class RecordDataset(IterableDataset):
             for part, frames in enumerate(self._parts(record)):
                 key = (share.files[place.file], place.record, part)
                 yield self._example(record, part, frames), key, None, read if part == 0 else None
-        if end.records or end.skipped:
+        if end.skipped:  # (no records: each rides on its own)
             yield None, (), None, end
 
     def _training_stream(
@@ -270,7 +270,7 @@ class RecordDataset(IterableDataset):
                     example = self._example(record, part, frames)
                     yield example, key, {**state, "records": records_used}, read if used == 1 else None
             chunk_number, start, taken, before = chunk_number + 1, following, 0, before + len(chunk)
-        if end.records or end.skipped:
+        if end.skipped:  # (no records: each rides on its own)
             past = Place(len(share.files), 0, start.index)
             finished = {"chunk": chunk_number, **asdict(past), "taken": 0, "before": before}
             yield None, (), {**finished, "records": before}, end
