@@ -13,13 +13,14 @@ import json
 import random
 import re
 import shutil
+import subprocess
 from pathlib import Path
 
 import fsspec
 import pytest
 from tests.data.test_dataset_reads import write_damaged
 from tests.data.test_shards import http_root  # noqa: F401 (a fixture: an HTTP server on 127.0.0.1)
-from tests.processes import cli, kill_at_step, run, torchrun
+from tests.processes import TIMEOUT, cli, environment, kill_at_step, run, torchrun
 from tests.test_resume import read_log
 from tests.test_train import TINY
 
@@ -244,3 +245,22 @@ def test_evaluation_stops_at_the_batch_that_passes_the_limit(shards, checkpoint,
     with pytest.raises(TooManySkippedError, match="skipped 2 damaged records"):
         evaluate_module.evaluate(checkpoint, shards[1], batch_size=1, data=data)
     assert evaluated[-1] == ["s0-10"] and len(evaluated) == 9  # records 0-3, 5-8 and 10
+
+
+def test_ranks_past_the_limit_stop_together_with_the_same_error(shards, checkpoint):
+    """Under torchrun, each rank stops at the end of its share with the error of all ranks' counts;
+    none stops alone (which left the other waiting for it, then failing with a traceback)."""
+    _, pattern, _, _ = shards
+    args = ["eval", "--checkpoint", checkpoint, "--data", pattern, "--skip-corrupt", "--max-skipped", "1"]
+    completed = subprocess.run(
+        torchrun(*args, "--batch-size", "1"),
+        env=environment(),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+    assert completed.returncode != 0
+    errors = re.findall(r"compactvideo: error: (.*)", completed.stderr)
+    assert len(errors) == 2 and errors[0] == errors[1], completed.stderr
+    assert errors[0].startswith(f"skipped {SKIPS} damaged records"), completed.stderr
+    assert "[rank" not in completed.stderr  # no rank's traceback

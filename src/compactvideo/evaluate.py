@@ -11,8 +11,9 @@ Both report what they read from record files under ``"read"``
 (:meth:`~compactvideo.data.damage.ReadStats.report`: records, damaged records skipped, and each damaged
 file with the byte offsets of its first skips), merged over workers and ranks, and warn when they
 skipped any. With ``max_skipped`` (:class:`~compactvideo.loaders.LoaderOptions`), a pass that skips more
-stops with :class:`~compactvideo.data.damage.TooManySkippedError`: as soon as one rank has counted
-that many, or once the ranks' counts are added up.
+stops with :class:`~compactvideo.data.damage.TooManySkippedError`: one process at the batch that
+passes the limit; ranks, which read different numbers of batches and cannot meet at each, once they
+add up their counts at the end, all together (one rank stopping alone would leave the others waiting).
 
 Results do not depend on the batch size, ``num_workers``, the number of ranks or the order in which
 videos arrive: frame draws are seeded by the checkpoint's seed and each video's id
@@ -61,6 +62,13 @@ def merged_read(read: ReadStats, context: DistributedContext, max_skipped: int |
     return merged
 
 
+def check_alone(read: ReadStats, context: DistributedContext, max_skipped: int | None) -> None:
+    """In one process, raise :class:`~compactvideo.data.damage.TooManySkippedError` as soon as ``read``
+    skipped more than ``max_skipped``; ranks check together instead (:func:`merged_read`)."""
+    if not context.distributed:
+        read.check(max_skipped)
+
+
 def read_report(read: ReadStats, key: str = "read") -> dict[str, Any]:
     """``{key: read.report()}`` when records were read, else nothing (clips count no records)."""
     return {key: read.report()} if read.files else {}
@@ -89,7 +97,7 @@ def evaluate_loader(
     metrics = task.metrics()
     for batch in tqdm(batches, desc="evaluating", unit="batch", leave=False, disable=not context.is_main):
         metrics.update(model_outputs(model, task, batch, context.device), batch)
-        batches.read_stats.check(max_skipped)
+        check_alone(batches.read_stats, context, max_skipped)
     parts = context.gather(metrics)
     for other in parts[1:]:
         parts[0].merge(other)
@@ -171,7 +179,7 @@ def predict(
         for key, video_id, classes, values in zip(batch["keys"], batch["ids"], top, scores, strict=True):
             pairs = " ".join(f"{c} {s:.6f}" for c, s in zip(classes, values, strict=True))
             rows.append((key, video_id, pairs))
-        loader.read_stats.check(data.max_skipped)
+        check_alone(loader.read_stats, context, data.max_skipped)
     read = merged_read(loader.read_stats, context, data.max_skipped)
     shares = context.collect(rows)
     if shares is not None:
