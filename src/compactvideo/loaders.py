@@ -214,11 +214,12 @@ def make_loader(
         raise CompactVideoError(
             f"model family {config.family!r} reads {reader!r}; known readers: {list(READERS)}"
         )
+    pin_memory = options.pin_memory_for(context.device)
     request = ReadRequest(pattern, options, batch_size, training, context, seed, epoch, position, limit)
     return batch_loader(
         READERS[reader](config, request),
         options.num_workers,
-        pin_memory=options.pin_memory_for(context.device),
+        pin_memory=pin_memory,
         prefetch_factor=options.prefetch_factor,
         persistent_workers=options.persistent_workers,
     )
