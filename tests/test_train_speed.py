@@ -12,9 +12,10 @@ from compactvideo.checkpoint import load_checkpoint
 from compactvideo.distributed import DistributedContext
 from compactvideo.errors import OptionError
 from compactvideo.loaders import LoaderOptions, make_loader
+from compactvideo.models import build_model, task_for
 from compactvideo.models.config import EmbeddingConfig, FrameData, FrameLevelConfig, HeadConfig
 from compactvideo.precision import Precision
-from compactvideo.train import TrainOptions, train
+from compactvideo.train import TrainOptions, train, train_step
 
 TINY = FrameLevelConfig(
     num_classes=10,
@@ -159,3 +160,24 @@ def test_precisions_and_their_loss_scaler(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)  # a P100 or V100
     with pytest.raises(OptionError, match="precision must be 16-mixed or 32 on this GPU"):
         Precision("bf16-mixed", CUDA)
+
+
+def test_float16_gradients_are_unscaled_before_clipping(shards):
+    """Clipping sees the true gradients: after a 16-mixed step, each parameter's gradient is float32's
+    (clipped to norm 1 the same way) up to float16 rounding, not the scaled one clipped then unscaled
+    (which Adam, invariant to the gradients' scale, would hide in a loss curve)."""
+    context = DistributedContext(CPU)
+    batch = next(iter(make_loader(TINY, shards, LoaderOptions(), 10, training=True, context=context)))
+    gradients = {}
+    for name in ("32", "16-mixed"):
+        torch.manual_seed(0)
+        model = build_model(TINY)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
+        precision = Precision(name, CPU)
+        precision.load_state_dict({**precision.state_dict(), "scale": 256.0})  # no overflow at the start
+        train_step(model, model, optimizer, task_for(TINY), batch, 0.0, 1.0, CPU, precision=precision)
+        gradients[name] = {n: p.grad for n, p in model.named_parameters()}
+    norms = [float(g.norm()) for g in gradients["32"].values()]
+    assert max(norms) == pytest.approx(1.0) and min(norms) < 0.5  # some clipped, some not
+    for name, exact in gradients["32"].items():
+        torch.testing.assert_close(gradients["16-mixed"][name], exact, rtol=0.05, atol=2e-3, msg=name)

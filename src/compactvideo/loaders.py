@@ -139,15 +139,8 @@ def _frame_records(config: Any, request: ReadRequest) -> Dataset:
     )
 
 
-def _without_frames(request: ReadRequest, what: str) -> None:
-    """Refuse ``frame_dtype="uint8"`` for data that has no quantised frames to ship."""
-    if request.options.frame_dtype == "uint8":
-        raise OptionError("frame_dtype", f"auto or float32 for a model that reads {what}", "uint8")
-
-
 def _video_records(config: Any, request: ReadRequest) -> Dataset:
     """Video-level records: the mean features as stored."""
-    _without_frames(request, "video-level records (mean features, stored as float32)")
     return _record_dataset(config, request, level="video")
 
 
@@ -158,7 +151,6 @@ def _clips(config: Any, request: ReadRequest) -> Dataset:
     ``config.data.clip_sampling`` says. A last batch of one joins the one before; the DataLoader
     returns batches in order whatever its workers, so a rank's position is the number of batches it
     used, and a resumed epoch starts after them."""
-    _without_frames(request, "video clips (decoded pixels)")
     root = request.pattern
     dataset = ClipDataset(
         root,
@@ -192,6 +184,16 @@ READERS: dict[str, Callable[[Any, ReadRequest], Dataset]] = {
 }
 
 
+def check_loader_options(config: Any, options: LoaderOptions, device: torch.device) -> None:
+    """Raise :class:`OptionError` for loader options that cannot apply to a ``config`` model on ``device``
+    (pinned memory without a GPU, uint8 batches of data without quantised frames), before any work."""
+    options.pin_memory_for(device)
+    reader = family_of(config).reader
+    if options.frame_dtype == "uint8" and reader != "frame-records":
+        expected = f"auto or float32 for a model that reads {reader} (only frame-records hold uint8 frames)"
+        raise OptionError("frame_dtype", expected, "uint8")
+
+
 def make_loader(
     config: Any,
     pattern: str,
@@ -214,12 +216,12 @@ def make_loader(
         raise CompactVideoError(
             f"model family {config.family!r} reads {reader!r}; known readers: {list(READERS)}"
         )
-    pin_memory = options.pin_memory_for(context.device)
+    check_loader_options(config, options, context.device)
     request = ReadRequest(pattern, options, batch_size, training, context, seed, epoch, position, limit)
     return batch_loader(
         READERS[reader](config, request),
         options.num_workers,
-        pin_memory=pin_memory,
+        pin_memory=options.pin_memory_for(context.device),
         prefetch_factor=options.prefetch_factor,
         persistent_workers=options.persistent_workers,
     )

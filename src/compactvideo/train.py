@@ -66,7 +66,7 @@ from compactvideo.data.batching import LoaderPosition
 from compactvideo.distributed import DistributedContext, check_device
 from compactvideo.errors import CompactVideoError, OptionError, check_at_least, check_positive
 from compactvideo.evaluate import evaluate_loader
-from compactvideo.loaders import LoaderOptions, make_loader
+from compactvideo.loaders import LoaderOptions, check_loader_options, make_loader
 from compactvideo.models import (
     build_model,
     config_from_checkpoint,
@@ -308,6 +308,7 @@ def train(
     model = build_model(config).to(context.device)
     config = model.config
     task = task_for(config)
+    check_loader_options(config, options.data, context.device)
     batch_norm = any(isinstance(module, BATCH_NORMS) for module in model.modules())
     if batch_norm and options.batch_size < 2:
         raise OptionError("batch_size", "at least 2 for a model with batch norm", options.batch_size)
