@@ -12,6 +12,10 @@ Reading alone is :func:`compactvideo.data.read_records` over the same shard: rec
 checked, parsed; as uint8 views (what the loader starts from) and dequantised to float32 (what the
 loader started from before issue 16). Its videos/s x 2 is the examples/s ceiling of one process.
 
+Handing a batch from a worker to the main process means writing it into fresh shared memory; the
+script times that (a uint8 batch of the paper's layout filled in shared memory) against filling the same
+batch in the main process's memory, since on some machines (VMs) page faults in shared memory dominate.
+
 ``--baseline REV`` also measures the loader of another revision of this repository (``git archive`` of
 its ``src/`` into a temporary folder, run in a subprocess on the same shard, taking turns with this
 one): e.g. the commit before issue 16, for "float mode >= 2x today". Targets: uint8 batches at least
@@ -31,8 +35,10 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
+from compactvideo.data.yt8m import read_records
 from compactvideo.distributed import DistributedContext
 from compactvideo.loaders import LoaderOptions, make_loader
 from compactvideo.models import resolve_model_spec
@@ -59,11 +65,24 @@ def loader_rate(pattern: str, workers: int, batch_size: int, frame_dtype: str | 
 
 def reading_rate(path: Path, quantized: bool) -> float:
     """Videos/s of reading the shard alone: framing, CRCs, parsing (and dequantising, unless quantized)."""
-    from compactvideo.data.yt8m import read_records
-
     started = time.perf_counter()
     videos = sum(1 for _ in read_records(path, quantized=quantized))
     return videos / (time.perf_counter() - started)
+
+
+def fill_ms(batch: np.ndarray, shared: bool, repeats: int = 10) -> float:
+    """Best ms to allocate a tensor like ``batch`` (shared memory, or numpy's) and copy ``batch`` in."""
+    from compactvideo._torch_compat import empty_shared  # (not in a baseline's compactvideo)
+
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        shape = batch.shape
+        target = empty_shared(shape, torch.uint8).numpy() if shared else np.empty(shape, np.uint8)
+        target[...] = batch
+        times.append(time.perf_counter() - started)
+        del target
+    return 1e3 * min(times)
 
 
 def measure_here(path: Path, batch_size: int, dtypes: tuple[str | None, ...]) -> dict[str, float]:
@@ -123,6 +142,8 @@ def main() -> None:
             if source is not None:
                 baseline.append(measure_baseline(source, path, args.batch_size))
         megabytes = path.stat().st_size / 2**20
+    frames = np.random.default_rng(0).integers(0, 256, (args.batch_size, 150, 1152), dtype=np.uint8)
+    handover = {shared: fill_ms(frames, shared) for shared in (True, False)}
     reading_best = best(reading)
     ceiling = 2 * reading_best["True"]  # examples/s: two halves per video
     print(
@@ -145,6 +166,11 @@ def main() -> None:
         workers = name.split()[1]
         print(f"{'baseline':<9} {workers:>7} {rate:>10.0f} {rate / max(int(workers), 1):>10.0f}", end="")
         print(f" {rate / ceiling:>9.2f}  ({args.baseline}, float32)")
+    print(
+        f"filling a {frames.nbytes / 2**20:.0f} MiB uint8 batch: {handover[True]:.1f} ms in shared memory "
+        f"(how workers hand batches over), {handover[False]:.1f} ms in ordinary memory "
+        f"({handover[True] / handover[False]:.1f}x)"
+    )
     print("targets: uint8 >= 2000 examples/s per worker; float32 >= 2x the baseline")
 
 

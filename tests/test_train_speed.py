@@ -7,23 +7,16 @@ import json
 import pytest
 import torch
 from tests.conftest import write_frame_shards
+from tests.test_train import TINY
 
 from compactvideo.checkpoint import load_checkpoint
 from compactvideo.distributed import DistributedContext
 from compactvideo.errors import OptionError
 from compactvideo.loaders import LoaderOptions, make_loader
 from compactvideo.models import build_model, task_for
-from compactvideo.models.config import EmbeddingConfig, FrameData, FrameLevelConfig, HeadConfig
 from compactvideo.precision import Precision
 from compactvideo.train import TrainOptions, train, train_step
 
-TINY = FrameLevelConfig(
-    num_classes=10,
-    embeddings=(EmbeddingConfig(kind="dbof", clusters=16, pooling="robust", samples=2),),
-    hidden_size=8,
-    head=HeadConfig(mixtures=2),
-    data=FrameData(frames_per_sample=3),
-)
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")
 
 
