@@ -2,10 +2,11 @@
 
 The model says what data it reads: its family's ``reader`` (:mod:`compactvideo.models.family`) is
 YouTube-8M frame-level or video-level records, or a folder of clips, read as the config's data contract
-(``config.data``: frame sampling, L2 normalisation, clip sampling; see
-:mod:`compactvideo.models.config`) prescribes. :class:`LoaderOptions` holds only what does not change
-the model's input: training augmentation and shuffling, workers, damaged records, the clip cache, and
-how batches travel to the model's device (uint8 or float32 frames, pinned memory, prefetching).
+(``config.data``: frame sampling, clip sampling; see :mod:`compactvideo.models.config`) prescribes; the
+rest of a frame-level contract (dequantisation, L2 normalisation) is the model's own first step.
+:class:`LoaderOptions` holds only what does not change the model's input: training augmentation and
+shuffling, workers, damaged records, the clip cache, and how batches travel to the model's device
+(uint8 or float32 frames, pinned memory, prefetching).
 """
 
 from __future__ import annotations

@@ -22,11 +22,12 @@ On a GPU (``device="cuda"``, or ``"auto"`` when there is one) batches carry the 
 (uint8, a quarter of the float32 bytes) in page-locked memory, copied without blocking; the model's
 input transform dequantises and normalises them there (:mod:`compactvideo.loaders`). ``precision``
 ``"bf16-mixed"`` or ``"16-mixed"`` runs the forward pass under ``torch.autocast``
-(:mod:`compactvideo.precision`). ``compile`` runs the training steps through ``torch.compile``; it is
-off by default because the models' padding-proof batch norm gathers the real frames of each batch
-(a data-dependent shape), where the graph breaks, and on a CPU the compiled steps measured slower than
-eager ones (``benchmarks/train_throughput.py --compile``). Validation always runs the eager model in
-float32, as ``compactvideo eval`` does, so the two give the same numbers.
+(:mod:`compactvideo.precision`). ``compile`` runs the training steps through ``torch.compile``
+(1.2x to 2.3x the eager steps of the presets measured on a CPU, ``benchmarks/train_throughput.py
+--compile``); it is off by default because compiling takes minutes before the first step, the graph
+breaks where the padding-proof batch norm gathers each batch's real frames (a data-dependent shape),
+and a new frame count compiles again. Validation always runs the eager model in float32, as
+``compactvideo eval`` does, so the two give the same numbers.
 
 ``log.jsonl`` has one JSON object per line: ``train`` every ``log_every`` steps (loss over all ranks,
 learning rate, examples/s), ``valid`` at each validation, and ``epoch`` at the end of each epoch (its

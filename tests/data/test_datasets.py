@@ -210,3 +210,12 @@ def test_bad_sampling_options_are_rejected():
         FrameSampling("middle")
     with pytest.raises(CompactVideoError, match="frames_per_sample must be at least 1"):
         FrameSampling("robust", frames_per_sample=0)
+
+
+def test_collate_refuses_frames_that_are_already_numbers():
+    example = {"id": "a", "labels": np.array([1]), "rgb": np.zeros((2, 1024), np.float32)}
+    example["audio"] = np.zeros((2, 128), np.uint8)
+    with pytest.raises(
+        CompactVideoError, match=r"video a: collate takes rgb frames as stored \(uint8\), got float32"
+    ):
+        collate([example], num_classes=3)

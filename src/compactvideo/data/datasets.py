@@ -328,6 +328,11 @@ def collate(
         batch[name] = _frame_tensor((len(examples), longest, width), frame_dtype)
         frames = batch[name].numpy()
         for row, example in enumerate(examples):
+            if example[name].dtype != np.uint8:
+                raise CompactVideoError(
+                    f"video {example['id']}: collate takes {name} frames as stored (uint8), "
+                    f"got {example[name].dtype}"
+                )
             kept, padding = frames[row, : lengths[row]], frames[row, lengths[row] :]
             if frame_dtype == "uint8":
                 kept[...] = example[name]
