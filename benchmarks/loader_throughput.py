@@ -159,8 +159,9 @@ def main() -> None:
         dtype, workers = name.split()
         per_worker = rate / max(int(workers), 1)
         line = f"{dtype:<9} {workers:>7} {rate:>10.0f} {per_worker:>10.0f} {rate / ceiling:>9.2f}"
-        if name in before:
-            line += f" {rate / before[name]:>9.2f}x"
+        baseline_rate = before.get(f"float32 {workers}")  # a baseline loader gives float32 batches only
+        if baseline_rate is not None:
+            line += f" {rate / baseline_rate:>9.2f}x"
         print(line)
     for name, rate in before.items():
         workers = name.split()[1]
