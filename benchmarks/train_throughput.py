@@ -129,8 +129,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         (path,) = synthesize(folder, "frame", videos, classes=3862, shards=1, min_frames=300, max_frames=300)
         print(
-            f"{device}, precision {args.precision}, batch {args.batch_size}, split-half, robust 10 x 15 "
-            f"frames, {args.num_workers} loader workers; {args.steps} timed steps after {args.warmup}"
+            f"{device}, precision {args.precision}, batch {args.batch_size}, split-half, each preset's frame "
+            f"sampling, {args.num_workers} loader workers; {args.steps} timed steps after {args.warmup}"
         )
         header = f"{'preset':<26} {'loader':>8} {'steps':>8} {'both':>8} {'binds':>6} {'overlap':>7}"
         header += " compiled/eager" if args.compile else ""
