@@ -73,3 +73,19 @@ def test_raw_flop_formula_receives_tensors_and_the_fft_operators_are_the_ones_rf
 def test_aten_mul_is_the_element_wise_product():
     a, b = torch.randn(3), torch.randn(3)
     torch.testing.assert_close(compat.ATEN_MUL(a, b), a * b)
+
+
+def test_empty_shared_is_born_in_shared_memory_so_sharing_it_copies_nothing():
+    tensor = compat.empty_shared((2, 3, 5), torch.uint8)
+    assert tensor.shape == (2, 3, 5) and tensor.dtype == torch.uint8 and tensor.is_contiguous()
+    assert tensor.is_shared()
+    address = tensor.data_ptr()
+    tensor.share_memory_()  # public: moves an ordinary tensor's storage (a copy), a shared one stays put
+    assert tensor.data_ptr() == address
+    ordinary = torch.zeros(2, 3, 5)
+    address = ordinary.data_ptr()
+    ordinary.share_memory_()
+    assert ordinary.data_ptr() != address
+    numbers = compat.empty_shared((4,), torch.float32)
+    numbers.numpy()[:] = [1.0, 2.0, 3.0, 4.0]  # the numpy view writes the shared storage
+    assert numbers.tolist() == [1.0, 2.0, 3.0, 4.0]

@@ -14,10 +14,14 @@ upgrade that moves one fails in one named test instead of deep inside a model.
 - :func:`builtin_flop_formula`, :func:`raw_flop_formula` and the ``ATEN_*`` operators: the formula
   registry of ``torch.utils.flop_counter`` and its protocol for formulas that take tensors rather than
   shapes (the ``_get_raw`` mark), with the FFT operators ``aten._fft_r2c`` / ``_fft_c2r`` / ``_fft_c2c``.
+- :func:`empty_shared`: an uninitialised tensor in shared memory (``UntypedStorage._new_shared``, what
+  torch's own ``default_collate`` uses), so that a DataLoader worker's batch reaches the main process
+  without the copy into shared memory that sending an ordinary tensor costs.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import torch
@@ -64,6 +68,12 @@ def foreach_norm(tensors: Sequence[torch.Tensor]) -> list[torch.Tensor]:
 def foreach_mul_(tensors: Sequence[torch.Tensor], factors: Sequence[torch.Tensor]) -> None:
     """Multiply each tensor in place by its factor (a 0-d tensor), in one fused call."""
     torch._foreach_mul_(list(tensors), list(factors))
+
+
+def empty_shared(shape: Sequence[int], dtype: torch.dtype) -> torch.Tensor:
+    """An uninitialised contiguous CPU tensor whose storage is in shared memory from the start."""
+    storage = torch.UntypedStorage._new_shared(math.prod(shape) * dtype.itemsize)
+    return torch.empty(0, dtype=dtype).set_(storage, 0, tuple(shape))
 
 
 def builtin_flop_formula(operator: torch._ops.OpOverloadPacket) -> Callable:

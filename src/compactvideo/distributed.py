@@ -15,7 +15,9 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from compactvideo.errors import CompactVideoError
+from compactvideo.errors import CompactVideoError, OptionError
+
+DEVICES = ("auto", "cpu", "cuda")
 
 
 def is_main_process() -> bool:
@@ -23,8 +25,15 @@ def is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
+def check_device(name: str) -> None:
+    """Raise :class:`OptionError` (``--device``) unless ``name`` is one of :data:`DEVICES`."""
+    if name not in DEVICES:
+        raise OptionError("device", f"one of {', '.join(DEVICES)}", name)
+
+
 def resolve_device(name: str, local_rank: int = 0) -> torch.device:
     """``auto`` picks the GPU when there is one; ``cuda`` picks the local rank's GPU."""
+    check_device(name)
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda":

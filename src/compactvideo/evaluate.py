@@ -92,7 +92,8 @@ def evaluate_loader(
     record files, ``"read"``: what was read and skipped (module docstring), stopping the evaluation once
     more than ``max_skipped`` damaged records were skipped."""
     context = context or DistributedContext(torch.device("cpu"))
-    batches = loader if isinstance(loader, CountedBatches) else CountedBatches(loader)
+    # every pass counts what it reads anew (a validation loader may be read again)
+    batches = CountedBatches(loader.loader if isinstance(loader, CountedBatches) else loader)
     model.eval()
     metrics = task.metrics()
     for batch in tqdm(batches, desc="evaluating", unit="batch", leave=False, disable=not context.is_main):

@@ -94,7 +94,7 @@ class MultiLabelTask:
         return batch_inputs(batch, self.input_keys, device)
 
     def loss(self, outputs: torch.Tensor, batch: dict[str, Any], device: torch.device) -> torch.Tensor:
-        return multilabel_cross_entropy(outputs, batch["labels"].to(device))
+        return multilabel_cross_entropy(outputs, batch["labels"].to(device, non_blocking=True))
 
     def metrics(self) -> Accumulator:
         return _MultiLabelMetrics(self.num_classes)
@@ -142,7 +142,7 @@ class SingleLabelTask:
         return batch_inputs(batch, self.input_keys, device)
 
     def loss(self, outputs: torch.Tensor, batch: dict[str, Any], device: torch.device) -> torch.Tensor:
-        return F.cross_entropy(outputs.float(), batch["label"].to(device))
+        return F.cross_entropy(outputs.float(), batch["label"].to(device, non_blocking=True))
 
     def metrics(self) -> Accumulator:
         return _AccuracyMetrics()

@@ -22,9 +22,19 @@ LOADER_ARGS = [
     *("--max-frames", "99", "--split-half", "--no-l2-normalize", "--shuffle-buffer", "8"),
     *("--num-workers", "2", "--skip-corrupt", "--max-skipped", "7", "--clip-sampling", "uniform"),
     *("--clip-cache", "memory"),
+    *("--frame-dtype", "uint8", "--no-pin-memory", "--prefetch-factor", "3", "--persistent-workers"),
 ]
 LOADER_OPTIONS = LoaderOptions(
-    split_half=True, shuffle_buffer=8, num_workers=2, skip_corrupt=True, max_skipped=7, clip_cache="memory"
+    split_half=True,
+    shuffle_buffer=8,
+    num_workers=2,
+    skip_corrupt=True,
+    max_skipped=7,
+    clip_cache="memory",
+    frame_dtype="uint8",
+    pin_memory=False,
+    prefetch_factor=3,
+    persistent_workers=True,
 )
 # The data-contract flags among them: train records them in the model, eval and predict override with them.
 CONTRACT = {

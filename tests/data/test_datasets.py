@@ -5,8 +5,8 @@ from tests.conftest import write_shards
 
 from compactvideo.data.batching import LoaderPosition, batch_loader
 from compactvideo.data.damage import CorruptRecordError
-from compactvideo.data.datasets import FrameSampling, RecordDataset, collate, split_batch
-from compactvideo.data.yt8m import read_records
+from compactvideo.data.datasets import FrameSampling, RecordDataset, collate, frame_generator, split_batch
+from compactvideo.data.yt8m import quantize, read_records
 from compactvideo.errors import CompactVideoError
 
 
@@ -126,35 +126,69 @@ def test_split_half_gives_two_examples_with_the_same_labels(frame_shards):
     assert torch.equal(batch["labels"][0], batch["labels"][1])
 
 
-def test_l2_normalisation_of_each_1152_d_frame(frame_shards):
-    record = next(read_records(frame_shards[:1]))
-    example = next(iter(loader(frame_shards[:1], l2_normalize=True)))
-    joined = np.concatenate([example["rgb"][0], example["audio"][0]], axis=1).astype(np.float64)
-    np.testing.assert_allclose(np.linalg.norm(joined, axis=1), 1.0, atol=1e-6)
-    original = np.concatenate([record.rgb, record.audio], axis=1)
-    np.testing.assert_allclose(joined * np.linalg.norm(original, axis=1, keepdims=True), original, atol=1e-5)
+def old_pipeline_frames(files, key, sampling, seed, epoch):
+    """The frames of the example ``key`` as the loader made them before issue 16, written out here: every
+    frame of the record dequantised (``read_records``), split in halves, then the indices drawn."""
+    file, number, part = key
+    record = list(read_records(files[file]))[number]
+    middle = -(-record.num_frames // 2)
+    halves = [slice(0, middle), slice(middle, None)] if record.num_frames > 1 else [slice(None)]
+    rgb, audio = record.rgb[halves[part]], record.audio[halves[part]]
+    keep = sampling.indices(len(rgb), frame_generator(record.id, seed, part, epoch))
+    return rgb[keep], audio[keep]
 
 
-def test_collate_pads_with_zeros_and_builds_multi_hot_labels():
+def test_sampling_first_draws_the_frames_the_old_pipeline_drew(uneven_shards):
+    """Drawing the indices before dequantising changes no frame: for the same seed, epoch and video, the
+    float32 batch holds the old pipeline's frames bit for bit, and the uint8 batch their stored bytes."""
+    sampling = FrameSampling("robust", samples=3, frames_per_sample=2)
+    options = {"training": True, "split_half": True, "seed": 5, "epoch": 2, "sampling": sampling}
+    options |= {"batch_size": 6, "shuffle_buffer": 7}
+    compared = 0
+    for frame_dtype in ("float32", "uint8"):
+        for batch in loader(uneven_shards, frame_dtype=frame_dtype, **options):
+            assert batch["rgb"].dtype == getattr(torch, frame_dtype)
+            for key, one in zip(batch["keys"], split_batch(batch), strict=True):
+                rgb, audio = old_pipeline_frames(uneven_shards, key, sampling, seed=5, epoch=2)
+                if frame_dtype == "uint8":
+                    rgb, audio = quantize(rgb), quantize(audio)
+                np.testing.assert_array_equal(one["rgb"][0].numpy(), rgb)
+                np.testing.assert_array_equal(one["audio"][0].numpy(), audio)
+                compared += 1
+    assert compared == 2 * 2 * 36  # both halves of all 36 videos, in both modes
+
+
+@pytest.mark.parametrize("frame_dtype", ["float32", "uint8"])
+def test_collate_pads_with_zeros_and_builds_multi_hot_labels(frame_dtype):
+    # 191 and 128 are stored bytes: 191 * 4/255 - 1.9921875 = 1.0039..., 128 -> 0.0157...
     examples = [
         {
             "id": "a",
             "labels": np.array([0, 3]),
-            "rgb": np.ones((2, 1024), np.float32),
-            "audio": np.ones((2, 128), np.float32),
+            "rgb": np.full((2, 1024), 191, np.uint8),
+            "audio": np.full((2, 128), 128, np.uint8),
         },
         {
             "id": "b",
             "labels": np.array([], np.int64),
-            "rgb": np.ones((4, 1024), np.float32),
-            "audio": np.ones((4, 128), np.float32),
+            "rgb": np.full((4, 1024), 128, np.uint8),
+            "audio": np.full((4, 128), 191, np.uint8),
         },
     ]
-    batch = collate(examples, num_classes=5)
+    batch = collate(examples, num_classes=5, frame_dtype=frame_dtype)
     assert batch["ids"] == ["a", "b"]
     assert batch["rgb"].shape == (2, 4, 1024) and batch["audio"].shape == (2, 4, 128)
+    assert batch["rgb"].dtype == batch["audio"].dtype == getattr(torch, frame_dtype)
     assert torch.equal(batch["num_frames"], torch.tensor([2, 4]))
-    assert batch["rgb"][0, 2:].abs().sum() == 0 and batch["rgb"][1].sum() == 4 * 1024
+    values = {191: 191 * 4 / 255 - 1.9921875, 128: 128 * 4 / 255 - 1.9921875}
+    if frame_dtype == "uint8":
+        values = {q: q for q in values}
+    rows = [(batch["rgb"][0, :2], 191), (batch["rgb"][1], 128), (batch["audio"][1], 191)]
+    for frames, stored in rows:
+        value = values[stored]
+        expected = torch.full(frames.shape, value, dtype=torch.float64)
+        torch.testing.assert_close(frames.double(), expected, rtol=0, atol=3e-7)
+    assert batch["rgb"][0, 2:].abs().sum() == 0 and batch["audio"][0, 2:].abs().sum() == 0
     assert torch.equal(batch["labels"], torch.tensor([[1.0, 0, 0, 1, 0], [0, 0, 0, 0, 0]]))
 
 
@@ -174,3 +208,12 @@ def test_bad_sampling_options_are_rejected():
         FrameSampling("middle")
     with pytest.raises(CompactVideoError, match="frames_per_sample must be at least 1"):
         FrameSampling("robust", frames_per_sample=0)
+
+
+def test_collate_refuses_frames_that_are_already_numbers():
+    example = {"id": "a", "labels": np.array([1]), "rgb": np.zeros((2, 1024), np.float32)}
+    example["audio"] = np.zeros((2, 128), np.uint8)
+    with pytest.raises(
+        CompactVideoError, match=r"video a: collate takes rgb frames as stored \(uint8\), got float32"
+    ):
+        collate([example], num_classes=3)

@@ -14,7 +14,7 @@ import dataclasses
 from typing import Any
 
 from compactvideo.errors import check_at_least
-from compactvideo.loaders import LoaderOptions
+from compactvideo.loaders import FRAME_DTYPE_CHOICES, LoaderOptions
 from compactvideo.models.config import CLIP_SAMPLINGS, FRAME_SAMPLING_MODES, ClipData, FrameData
 
 # One flag per field of the frame-level and clip contracts (video-level records have none).
@@ -96,6 +96,30 @@ def add_loader_options(parser: argparse.ArgumentParser) -> None:
         "--clip-cache",
         default=defaults.clip_cache,
         help="clip models: 'memory', or a folder for decoded clips (default: decode every epoch)",
+    )
+    group.add_argument(
+        "--frame-dtype",
+        choices=FRAME_DTYPE_CHOICES,
+        default=defaults.frame_dtype,
+        help="frame-level records: batches carry the sampled frames as stored (uint8, dequantised on the "
+        "model's device) or dequantised by the loader (float32); auto: uint8 for a GPU (default auto)",
+    )
+    group.add_argument(
+        "--pin-memory",
+        action=argparse.BooleanOptionalAction,
+        default=defaults.pin_memory,
+        help="batches in page-locked memory for asynchronous copies to a GPU (default: on for a GPU)",
+    )
+    group.add_argument(
+        "--prefetch-factor",
+        type=int,
+        default=defaults.prefetch_factor,
+        help="batches each worker prepares ahead (needs --num-workers; default torch's, 2)",
+    )
+    group.add_argument(
+        "--persistent-workers",
+        action="store_true",
+        help="keep the validation loader's workers alive between validations (needs --num-workers)",
     )
 
 

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 from compactvideo.cli.options import add_loader_options, contract_overrides, loader_options
+from compactvideo.precision import PRECISIONS
 from compactvideo.train import TrainOptions
 
 
@@ -31,6 +32,8 @@ def _run_train(args: argparse.Namespace) -> int:
         valid_max_videos=args.valid_max_videos,
         checkpoint_every=args.checkpoint_every,
         device=args.device,
+        precision=args.precision,
+        compile=args.compile,
         data=loader_options(args),
     )
     check_at_least("num_classes", args.num_classes, 1)
@@ -98,6 +101,22 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--valid-max-videos", type=int, help="validate on the first N videos of --valid (default: all)"
     )
     parser.add_argument("--checkpoint-every", type=int, default=defaults["checkpoint_every"], help="steps")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda")
+    parser.add_argument(
+        "--device",
+        default=defaults["device"],
+        help="auto (a GPU when there is one), cpu, or cuda (under torchrun: each rank's local GPU)",
+    )
+    parser.add_argument(
+        "--precision",
+        default=defaults["precision"],
+        help=f"{', '.join(PRECISIONS)}: float32, or the forward pass under torch.autocast in bfloat16 "
+        "or float16 (with loss scaling); circulant FFTs stay float32 (default 32)",
+    )
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="run the training steps through torch.compile: faster steps after minutes of compiling "
+        "(measured in the README)",
+    )
     add_loader_options(parser)
     parser.set_defaults(run=_run_train)

@@ -118,13 +118,24 @@ def _as_is(batch: Any) -> Any:
     return batch
 
 
-def batch_loader(dataset: Dataset | IterableDataset, num_workers: int) -> DataLoader:
+def batch_loader(
+    dataset: Dataset | IterableDataset,
+    num_workers: int,
+    *,
+    pin_memory: bool = False,
+    prefetch_factor: int | None = None,
+    persistent_workers: bool = False,
+) -> DataLoader:
     """A DataLoader over a dataset that yields whole batches. Its own generator seeds the workers, so
-    creating it does not draw from torch's global RNG (which would shift later dropout masks)."""
+    creating it does not draw from torch's global RNG (which would shift later dropout masks).
+    ``pin_memory``, ``prefetch_factor`` and ``persistent_workers`` are the DataLoader's own."""
     return DataLoader(
         dataset,
         batch_size=None,
         collate_fn=_as_is,
         num_workers=num_workers,
         generator=torch.Generator().manual_seed(0),
+        pin_memory=pin_memory,
+        prefetch_factor=prefetch_factor,
+        persistent_workers=persistent_workers,
     )

@@ -28,10 +28,18 @@ The draws of each example come from a generator seeded by (seed, a stable hash o
 example's part, and the epoch in training): they do not depend on the batch, the reader or the order
 in which records arrive, so evaluation is a function of the model, its seed and the data only.
 ``split_half`` (training) turns each video into two examples (parts), frames [0, ceil(N/2)) and
-[ceil(N/2), N), with the same labels (Araujo et al. 2018, sec. 4). ``l2_normalize`` divides each
-1152-d frame [rgb ; audio] by its Euclidean norm.
+[ceil(N/2), N), with the same labels (Araujo et al. 2018, sec. 4).
 
-Collation gives ``rgb`` [B, T, 1024], ``audio`` [B, T, 128] (float32), ``num_frames`` [B] (int64),
+**Sample first, decode only what is kept.** Records are parsed with their frames as the stored uint8
+bytes (views, no copy); the frame indices are drawn from the number of frames alone, and only the kept
+rows are copied out. With ``frame_dtype="float32"`` collation dequantises them straight into the
+batch; with ``"uint8"`` the batch carries them as stored, a quarter of the bytes, and the model's input
+transform dequantises them on its device. Either way the model's input transform L2-normalises and
+masks the padding (:mod:`compactvideo.models.frame_input`): the loader draws the same frames as when
+it dequantised every frame first, and the model sees the same numbers in both modes.
+
+Collation gives ``rgb`` [B, T, 1024], ``audio`` [B, T, 128] (float32 dequantised frames, or uint8 as
+stored), ``num_frames`` [B] (int64),
 ``labels`` [B, C] multi-hot float32, ``ids`` (list of str) and ``keys`` (each example's (file number,
 record number, part), its place in the data); video-level batches hold ``mean_rgb`` [B, 1024] and
 ``mean_audio`` [B, 128] instead of frames. Batches hold ``batch_size`` examples; a last batch of one
@@ -66,14 +74,16 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
+from compactvideo._torch_compat import empty_shared
 from compactvideo.data.batching import LoaderPosition, batches
 from compactvideo.data.damage import ReadStats
 from compactvideo.data.files import file_sizes
 from compactvideo.data.sharding import Share, reader_share
-from compactvideo.data.yt8m import FrameRecord, VideoRecord, read_records
+from compactvideo.data.yt8m import FrameRecord, VideoRecord, dequantize, read_records
 from compactvideo.errors import CompactVideoError, check_at_least
 
 FRAME_SAMPLINGS = ("all", "random", "robust")
+FRAME_DTYPES = ("float32", "uint8")  # what a batch's frames hold: dequantised numbers, or stored bytes
 
 
 @dataclass(frozen=True)
@@ -127,7 +137,8 @@ class RecordDataset(IterableDataset):
 
     ``files`` are shard references (local paths or fsspec URLs, see :mod:`compactvideo.data.files`).
     ``position`` (training) restarts every reader where a checkpoint left it; ``limit`` (evaluation)
-    keeps the first ``limit`` records of the file list.
+    keeps the first ``limit`` records of the file list; ``frame_dtype`` is the dtype of the batches'
+    frames, ``"float32"`` (dequantised) or ``"uint8"`` (as stored).
     """
 
     def __init__(
@@ -145,7 +156,7 @@ class RecordDataset(IterableDataset):
         shuffle_buffer: int = 1024,
         max_frames: int = 300,
         split_half: bool = False,
-        l2_normalize: bool = False,
+        frame_dtype: str = "float32",
         skip_corrupt: bool = False,
         limit: int | None = None,
         position: LoaderPosition | None = None,
@@ -153,6 +164,8 @@ class RecordDataset(IterableDataset):
         super().__init__()
         if not files:
             raise CompactVideoError("no record files to read")
+        if frame_dtype not in FRAME_DTYPES:
+            raise CompactVideoError(f"frame_dtype must be one of {FRAME_DTYPES}, got {frame_dtype!r}")
         for name, value, minimum in (
             ("batch_size", batch_size, 1),
             ("shuffle_buffer", shuffle_buffer, 1),
@@ -167,7 +180,7 @@ class RecordDataset(IterableDataset):
         self.sampling, self.training = sampling, training
         self.rank, self.world_size = rank, world_size
         self.seed, self.epoch, self.shuffle_buffer = seed, epoch, shuffle_buffer
-        self.max_frames, self.split_half, self.l2_normalize = max_frames, split_half, l2_normalize
+        self.max_frames, self.split_half, self.frame_dtype = max_frames, split_half, frame_dtype
         self.skip_corrupt, self.limit, self.position = skip_corrupt, limit, position
 
     def _reader(self) -> tuple[int, int, Share]:
@@ -204,6 +217,7 @@ class RecordDataset(IterableDataset):
                 stats=counted,
                 warn=False,
                 num_classes=self.num_classes,
+                quantized=True,
             )
             for position, record in enumerate(records):
                 read = counted.take()
@@ -300,7 +314,7 @@ class RecordDataset(IterableDataset):
                     yield item
 
         for group in batches(examples(), self.batch_size):
-            batch = collate([example for example, _, _, _ in group], self.num_classes)
+            batch = collate([example for example, _, _, _ in group], self.num_classes, self.frame_dtype)
             batch["keys"] = [key for _, key, _, _ in group]
             if self.training:
                 batch["position"] = (reader, group[-1][2])
@@ -325,6 +339,7 @@ class RecordDataset(IterableDataset):
     def _example(
         self, record: FrameRecord | VideoRecord, part: int, frames: tuple[np.ndarray, np.ndarray] | None
     ) -> dict[str, Any]:
+        """One example: the id, the labels, and the kept frames (uint8, as stored) or the mean features."""
         example: dict[str, Any] = {"id": record.id, "labels": record.labels}
         if frames is None:
             return {**example, "mean_rgb": record.mean_rgb, "mean_audio": record.mean_audio}
@@ -333,15 +348,18 @@ class RecordDataset(IterableDataset):
         keep = self.sampling.indices(len(rgb), generator)
         if keep is not None:
             rgb, audio = rgb[keep], audio[keep]
-        if self.l2_normalize:
-            norms = np.sqrt((rgb * rgb).sum(1, keepdims=True) + (audio * audio).sum(1, keepdims=True))
-            norms = np.maximum(norms, 1e-12)
-            rgb, audio = rgb / norms, audio / norms
         return {**example, "rgb": rgb, "audio": audio}
 
 
-def collate(examples: Sequence[dict[str, Any]], num_classes: int) -> dict[str, Any]:
-    """Stack examples into a batch; frames are zero-padded to the longest video of the batch."""
+def collate(
+    examples: Sequence[dict[str, Any]], num_classes: int, frame_dtype: str = "float32"
+) -> dict[str, Any]:
+    """Stack examples into a batch; frames are zero-padded to the longest video of the batch.
+
+    Frame-level examples hold uint8 frames as stored; the batch holds them dequantised
+    (``frame_dtype="float32"``, written straight into the batch) or as they are (``"uint8"``). In a
+    DataLoader worker the frames are written into shared memory, which the batch then travels in.
+    """
     labels = torch.zeros(len(examples), num_classes)
     for row, example in enumerate(examples):
         labels[row, torch.from_numpy(example["labels"])] = 1.0
@@ -354,12 +372,31 @@ def collate(examples: Sequence[dict[str, Any]], num_classes: int) -> dict[str, A
     longest = max(lengths)
     for name in ("rgb", "audio"):
         width = examples[0][name].shape[1]
-        frames = np.zeros((len(examples), longest, width), dtype=np.float32)
+        batch[name] = _frame_tensor((len(examples), longest, width), frame_dtype)
+        frames = batch[name].numpy()
         for row, example in enumerate(examples):
-            frames[row, : lengths[row]] = example[name]
-        batch[name] = torch.from_numpy(frames)
+            if example[name].dtype != np.uint8:
+                raise CompactVideoError(
+                    f"video {example['id']}: collate takes {name} frames as stored (uint8), "
+                    f"got {example[name].dtype}"
+                )
+            kept, padding = frames[row, : lengths[row]], frames[row, lengths[row] :]
+            if frame_dtype == "uint8":
+                kept[...] = example[name]
+            else:
+                dequantize(example[name], out=kept)
+            padding.fill(0)
     batch["num_frames"] = torch.tensor(lengths, dtype=torch.int64)
     return batch
+
+
+def _frame_tensor(shape: tuple[int, ...], frame_dtype: str) -> torch.Tensor:
+    """An uninitialised tensor for a batch's frames: in shared memory inside a DataLoader worker (sending
+    an ordinary tensor to the main process copies it there first), else numpy's memory (which asks the
+    kernel for huge pages: filling a fresh 55 MB float32 batch then costs a quarter of torch.empty's)."""
+    if get_worker_info() is not None:
+        return empty_shared(shape, getattr(torch, frame_dtype))
+    return torch.from_numpy(np.empty(shape, dtype=frame_dtype))
 
 
 def split_batch(batch: dict[str, Any]) -> Iterator[dict[str, Any]]:

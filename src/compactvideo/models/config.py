@@ -106,12 +106,15 @@ class ModelConfig(_Config):
 class FrameData(_Config):
     """The data contract of frame-level models: how a YouTube-8M frame-level record becomes their input.
 
-    The first ``max_frames`` frames of each record are read (rgb 1024-d and audio 128-d, dequantised);
-    with ``l2_normalize`` each 1152-d frame [rgb ; audio] is divided by its Euclidean norm; then
+    The first ``max_frames`` frames of each record are read (rgb 1024-d and audio 128-d, quantised);
     ``frame_sampling`` lays the frames out: ``"all"`` of them, ``"random"``: F = ``frames`` frames drawn
     uniformly, or ``"robust"``: n = ``samples`` samples of k = ``frames_per_sample`` frames (``samples``
     ``None``: n is the model's number of pooling groups). ``"auto"`` is ``"robust"`` for a model with
-    robust pooling over n > 1 groups, else ``"all"``. Field names are the ``train`` / ``eval`` flags.
+    robust pooling over n > 1 groups, else ``"all"``. The loader does that much (and dequantises the
+    kept frames, or ships them as uint8); the model's input transform
+    (:class:`~compactvideo.models.frame_input.FrameInput`) dequantises uint8 frames and, with
+    ``l2_normalize``, divides each frame (the concatenation of the modalities the model reads, 1152-d
+    [rgb ; audio] for most) by its Euclidean norm. Field names are the ``train`` / ``eval`` flags.
     """
 
     frame_sampling: str = "auto"

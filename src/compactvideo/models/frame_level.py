@@ -1,6 +1,8 @@
 """Frame-level classifiers (Araujo et al. 2018, sec. 3): frames -> embeddings -> FC -> head.
 
-For each modality m (rgb 1024-d, audio 128-d) and each configured embedding e:
+The frames first go through the data contract's input transform (:class:`FrameInput`: dequantised if
+they are the stored uint8 bytes, L2-normalised, padding zeroed). Then for each modality m (rgb
+1024-d, audio 128-d) and each configured embedding e:
     z_me = relu6(BN(F_me pool_me(x_m)))  in R^hidden  (F_me without bias; batch norm follows),
 z_m = mean_e z_me, h = [z_rgb ; z_audio], and p = head(h), the class probabilities.
 """
@@ -13,6 +15,7 @@ from torch import nn
 
 from compactvideo.models.config import FEATURE_SIZES, EmbeddingConfig, FrameLevelConfig
 from compactvideo.models.family import Family, Input, Inputs
+from compactvideo.models.frame_input import FrameInput
 from compactvideo.models.heads import ClassifierHead
 from compactvideo.nn.linear import make_linear
 from compactvideo.nn.pooling import DBoF, NetFV, NetRVLAD, NetVLAD, SoftDBoW
@@ -54,11 +57,15 @@ class Embedding(nn.Module):
 
 
 class FrameLevelClassifier(nn.Module):
-    """forward(rgb [B, T, 1024], audio [B, T, 128] or None, num_frames [B]) -> probabilities [B, C]."""
+    """forward(rgb [B, T, 1024], audio [B, T, 128] or None, num_frames [B]) -> probabilities [B, C].
+
+    The frames are uint8 as stored or float32 dequantised (:class:`FrameInput` makes them the same).
+    """
 
     def __init__(self, config: FrameLevelConfig) -> None:
         super().__init__()
         self.config = config
+        self.input = FrameInput(config.data.l2_normalize)
         self.embeddings = nn.ModuleDict(
             {
                 modality: nn.ModuleList(Embedding(e, modality, config.hidden_size) for e in config.embeddings)
@@ -70,15 +77,16 @@ class FrameLevelClassifier(nn.Module):
         )
 
     def forward(
-        self, rgb: torch.Tensor, audio: torch.Tensor | None, num_frames: torch.Tensor
+        self, rgb: torch.Tensor | None, audio: torch.Tensor | None, num_frames: torch.Tensor
     ) -> torch.Tensor:
-        inputs = {"rgb": rgb, "audio": audio}
+        given = {"rgb": rgb, "audio": audio}
+        for modality in self.embeddings:
+            if given[modality] is None:
+                raise ValueError(f"this model reads the {modality} frames, but none were given")
+        inputs = self.input({modality: given[modality] for modality in self.embeddings}, num_frames)
         parts = []
         for modality, embeddings in self.embeddings.items():
-            frames = inputs[modality]
-            if frames is None:
-                raise ValueError(f"this model reads the {modality} frames, but none were given")
-            outputs = [embedding(frames, num_frames) for embedding in embeddings]
+            outputs = [embedding(inputs[modality], num_frames) for embedding in embeddings]
             parts.append(outputs[0] if len(outputs) == 1 else torch.stack(outputs).mean(dim=0))
         return self.head(torch.cat(parts, dim=-1))
 
