@@ -28,6 +28,9 @@ from compactvideo.nn.linear import DENSE, Projection
 from compactvideo.nn.masking import MaskedBatchNorm, group_frames, mean_over_groups
 
 DBOF_POOLINGS = ("max", "mean", "robust")
+# Projected values per chunk of frames in eval-mode DBoF pooling (1 MiB in float32): a chunk's
+# intermediates stay in a core's L2 cache.
+CHUNK_VALUES = 2**18
 
 
 class GroupedPooling(nn.Module):
@@ -45,7 +48,20 @@ class GroupedPooling(nn.Module):
 
 
 class DBoF(GroupedPooling):
-    """Deep bag of frames: relu6(BN(W x_t)) for every frame, pooled over the frames."""
+    """Deep bag of frames: relu6(BN(W x_t)) for every frame, pooled over the frames.
+
+    In inference (eval mode, no autograd), max and robust pooling take the maximum before the batch norm
+    and the relu6. With
+    the running statistics, BN(u) = a u + b for each unit, and relu6(a u + b) = relu6(|a| sign(a) u + b)
+    is non-decreasing in sign(a) u, so
+
+        max_t relu6(BN(W x_t)) = relu6(|a| max_t sign(a) (W x_t) + b):
+
+    one multiply, one mask and one maximum over the projected frames instead of a batch norm, a mask,
+    a relu6, a mask and a maximum. A projection with small weights (circulant) runs over chunks of
+    about ``CHUNK_VALUES`` projected values, so that its intermediates stay in the CPU cache; a dense
+    projection runs once over all frames, so that its matrix is read once.
+    """
 
     def __init__(
         self,
@@ -71,11 +87,40 @@ class DBoF(GroupedPooling):
     def pool(self, frames: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         if self.input_norm is not None:
             frames = self.input_norm(frames, mask)
+        inference = not (self.training or torch.is_grad_enabled())
+        if inference and self.pooling != "mean" and self.norm.running_var is not None:
+            return self._max_before_norm(frames, mask)
         activations = F.relu6(self.norm(self.projection(frames), mask))
         if self.pooling == "mean":
             counts = mask.sum(dim=1, keepdim=True).clamp(min=1).to(activations.dtype)
             return (activations * mask.unsqueeze(-1).to(activations.dtype)).sum(dim=1) / counts
         return activations.masked_fill(~mask.unsqueeze(-1), float("-inf")).amax(dim=1)
+
+    def _max_before_norm(self, frames: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Inference-mode max pooling with the batch norm and relu6 after the maximum (see the class
+        docstring); the projected frames are changed in place, chunk by chunk."""
+        scale, shift = self.norm.eval_affine()
+        sign = scale.sign().to(frames.dtype)
+        # 0 on real frames, -inf on padding: an addition, cheaper than a masked fill of the chunk
+        padding = torch.zeros(mask.shape, dtype=frames.dtype, device=frames.device)
+        padding = padding.masked_fill_(~mask, float("-inf")).unsqueeze(-1)
+        maxima = [
+            self.projection(frames[groups]).mul_(sign).add_(padding[groups]).amax(dim=1)
+            for groups in self._group_chunks(*frames.shape[:2])
+        ]
+        pooled = F.relu6(torch.cat(maxima) * scale.abs() + shift)
+        # a group without real frames pools to -inf, as on the plain path
+        return pooled.masked_fill_(~mask.any(dim=1, keepdim=True), float("-inf"))
+
+    def _group_chunks(self, groups: int, length: int) -> list[slice]:
+        """Slices of the groups to project together: all of them for a dense projection (whose matrix
+        would otherwise be read once per chunk) and in traced graphs; otherwise as many groups as fit
+        in ``CHUNK_VALUES`` projected values (at least one)."""
+        weights = sum(p.numel() for p in self.projection.parameters())
+        if torch.compiler.is_compiling() or weights > CHUNK_VALUES:
+            return [slice(None)]
+        step = max(1, CHUNK_VALUES // (length * self.output_size))
+        return [slice(start, start + step) for start in range(0, groups, step)]
 
 
 class SoftAssignment(nn.Module):
