@@ -148,16 +148,13 @@ def projection_matrix(projection: torch.nn.Module) -> np.ndarray:
     return weight.detach().numpy()
 
 
-@pytest.mark.parametrize(
-    ("small", "chunk"), [(2**18, 2**18), (2**18, 1), (0, 2**18)]
-)  # one chunk per group index; one per group index and video; one in all
+@pytest.mark.parametrize("chunk", [2**18, 1])  # circulant: a chunk per group index, or per group and video
 @pytest.mark.parametrize("projection", ["dense", "circulant"])
 @pytest.mark.parametrize(("pooling", "samples"), [("max", 1), ("robust", 3)])
-def test_dbof_inference_path_matches_its_definition(pooling, samples, projection, small, chunk, monkeypatch):
-    # Without autograd in eval mode, DBoF takes the maximum before the batch norm and relu6, one group
-    # of every video at a time for small projections; negative and zero batch-norm scales, padding and
-    # groups without frames (2 frames in 3 groups) must not tell.
-    monkeypatch.setattr(pooling_module, "SMALL_PROJECTION", small)
+def test_dbof_inference_path_matches_its_definition(pooling, samples, projection, chunk, monkeypatch):
+    # Without autograd in eval mode, DBoF takes the maximum before the batch norm and relu6, all frames
+    # at once for a dense projection, chunk by chunk for a circulant one; negative and zero batch-norm
+    # scales, padding and groups without frames (2 frames in 3 groups) must not tell.
     monkeypatch.setattr(pooling_module, "CHUNK_VALUES", chunk)
     module = DBoF(D, 8, pooling, samples, projection=Projection(projection)).double().eval()
     randomise_batch_norms(module)

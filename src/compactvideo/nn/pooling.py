@@ -28,10 +28,9 @@ from compactvideo.nn.linear import DENSE, Projection
 from compactvideo.nn.masking import MaskedBatchNorm, group_frames, mean_over_groups
 
 DBOF_POOLINGS = ("max", "mean", "robust")
-# Inference-mode DBoF pooling projects frames chunk by chunk when its projection holds at most this
-# many weights (1 MiB in float32); a larger matrix is read once for all frames instead. Run eagerly, a
-# chunk holds at most this many projected values, or one group of frames (1 MiB: a core's L2 cache).
-SMALL_PROJECTION = CHUNK_VALUES = 2**18
+# Run eagerly, inference-mode DBoF pooling with a structured projection projects at most this many
+# values at a time, or one group of frames (1 MiB in float32: a core's L2 cache).
+CHUNK_VALUES = 2**18
 
 
 class GroupedPooling(nn.Module):
@@ -58,9 +57,9 @@ class DBoF(GroupedPooling):
         max_t relu6(BN(W x_t)) = relu6(|a| max_t sign(a) (W x_t) + b):
 
     one multiply, one mask and one maximum over the projected frames instead of a batch norm, a mask,
-    a relu6, a mask and a maximum. A projection with small weights (circulant) runs over one group of
-    frames of each video at a time, so that at batch 1 its intermediates stay in the CPU cache; a
-    dense projection runs once over all frames, so that its matrix is read once.
+    a relu6, a mask and a maximum. A structured projection (circulant) runs over one group of frames
+    of each video at a time, so that at batch 1 its intermediates stay in the CPU cache; a dense
+    projection runs once over all frames, so that its matrix is read once.
     """
 
     def __init__(
@@ -79,7 +78,8 @@ class DBoF(GroupedPooling):
             raise ValueError(
                 f"samples must be 1, or >= 1 with robust pooling; got {samples} with {pooling!r}"
             )
-        self.pooling, self.samples, self.output_size = pooling, samples, cluster_size
+        self.pooling, self.samples = pooling, samples
+        self.feature_size, self.output_size = feature_size, cluster_size
         self.input_norm = MaskedBatchNorm(feature_size) if input_batch_norm else None
         self.projection = projection.build(feature_size, cluster_size, bias=False)
         self.norm = MaskedBatchNorm(cluster_size)
@@ -122,15 +122,16 @@ class DBoF(GroupedPooling):
     def _chunks(self, rows: int, length: int) -> list[list[slice]]:
         """Which rows (groups of frames, video-major) to project together, listed by group index s.
 
-        A dense projection takes all rows at once: its matrix is read once. A small one takes, for each
-        s, group s of every video, so that the number of chunks depends on the config alone and traced
-        graphs (ONNX, .pt2) chunk too; run eagerly, each of those is cut further into runs of videos
-        whose projected frames fit in ``CHUNK_VALUES``, so that a chunk's intermediates stay in the CPU
-        cache (3x faster at batch 80 than one chunk per group index, on 1 thread).
+        A dense projection takes all rows at once: its matrix is read once. A structured one (fewer
+        weights than its matrix has entries: circulant) takes, for each s, group s of every video, so
+        that the number of chunks depends on the config alone and traced graphs (ONNX, .pt2) chunk
+        too; run eagerly, each of those is cut further into runs of videos whose projected frames fit
+        in ``CHUNK_VALUES``, so that a chunk's intermediates stay in the CPU cache (3x faster at batch
+        80 than one chunk per group index, on 1 thread).
         """
         groups = self.samples
-        if sum(p.numel() for p in self.projection.parameters()) > SMALL_PROJECTION:
-            return [[slice(None)]]
+        if sum(p.numel() for p in self.projection.parameters()) >= self.feature_size * self.output_size:
+            return [[slice(None)]]  # a full matrix
         if torch.compiler.is_compiling():
             return [[slice(group, None, groups)] for group in range(groups)]
         videos, step = rows // groups, max(1, CHUNK_VALUES // (length * self.output_size))
