@@ -2,6 +2,7 @@
 formula says, checkpoints reload and export, a trained model keeps its GAP, and the command is quiet."""
 
 import glob
+import json
 import subprocess
 import sys
 
@@ -24,6 +25,7 @@ from compactvideo.models.config import EmbeddingConfig, FrameLevelConfig, HeadCo
 from compactvideo.nn.circulant import CirculantLinear
 from compactvideo.nn.linear import Projection
 from compactvideo.nn.tucker import TuckerLinear
+from compactvideo.profile import count_flops
 from compactvideo.quantize import (
     QuantizeError,
     dequantize_model,
@@ -78,6 +80,7 @@ def test_only_dense_linear_layers_become_int8_as_their_formula_says():
     with torch.no_grad():
         difference = (quantized(*x) - model(*x)).abs().max()
     assert 0 < difference < 0.02  # int8 rounding moves the probabilities a little, not much
+    assert count_flops(quantized, *x) == count_flops(model, *x)  # the same products, in int8
 
 
 def test_tucker_factors_stay_float():
@@ -135,22 +138,34 @@ def test_onnx_files_are_quantized_by_onnxruntime(tmp_path, capsys):
     assert "broken.onnx: not a readable ONNX model" in capsys.readouterr().err
 
 
-def test_quantize_command_prints_no_warning(tmp_path):
-    # warnings turned into errors, in a fresh interpreter where torchao is imported for the first time
+def test_quantize_command_prints_no_warning_and_its_checkpoint_loads_anywhere(tmp_path):
+    # warnings turned into errors, in fresh interpreters: one where torchao is imported for the first
+    # time, one that reads the int8 checkpoint before anything has imported torchao
     model = _model()
     checkpoint = save_checkpoint(
         tmp_path / "float.pt", config=model.config.to_dict(), state_dict=model.state_dict()
     )
     write_frame_shards(tmp_path, shards=1, videos=8, classes=10)
-    command = [sys.executable, "-W", "error", "-m", "compactvideo.cli", "quantize", str(checkpoint)]
-    command += ["--out", str(tmp_path / "int8.pt"), "--valid", str(tmp_path / "train*.tfrecord")]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr
+    data, out = str(tmp_path / "train*.tfrecord"), tmp_path / "int8.pt"
+    cli = [sys.executable, "-W", "error", "-m", "compactvideo.cli"]
+    quantize = subprocess.run(
+        [*cli, "quantize", str(checkpoint), "--out", str(out), "--valid", data],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert quantize.returncode == 0, quantize.stderr
     # only progress bars on stderr: no torchao "Failed to load ...so" line, no pytree notice, no tip
     # logged by onnxruntime
     for noise in ("Failed to load", "WARNING", "Warning", "deprecated", "register_constant"):
-        assert noise not in result.stderr
-    assert result.stdout.startswith(f"wrote {tmp_path / 'int8.pt'}: 5 dense Linear layers in int8")
+        assert noise not in quantize.stderr
+    assert quantize.stdout.startswith(f"wrote {out}: 5 dense Linear layers in int8")
+    evaluate = subprocess.run(
+        [*cli, "eval", "--checkpoint", str(out), "--data", data], capture_output=True, text=True, timeout=300
+    )
+    assert evaluate.returncode == 0, evaluate.stderr
+    after = float(quantize.stdout.split(" -> ")[-1].split()[0])  # "gap: 0.1234 -> 0.1235 on ..."
+    assert round(json.loads(evaluate.stdout)["gap"], 4) == after
 
 
 def _labels(pattern: str, classes: int) -> np.ndarray:

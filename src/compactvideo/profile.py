@@ -6,7 +6,8 @@ matmuls and convolutions), extended with formulas for what no usual counter sees
 - a real FFT of length N (``rfft``, ``irfft``): 2.5 N log2 N real flops (split-radix estimate);
 - a complex FFT of length N (autograd's backward of ``rfft``): 5 N log2 N real flops;
 - a complex element-wise product: 6 real flops per output element (4 multiplies, 2 additions);
-- a complex matrix product: 8 real flops per multiply-add instead of 2.
+- a complex matrix product: 8 real flops per multiply-add instead of 2;
+- an int8 matrix product (``torch._int_mm``, int8 models): 2 operations per multiply-add, as in float.
 
 Real element-wise work (bias, batch norm, activations, the diagonal of a circulant factor) is left out,
 for dense and structured layers alike.
@@ -80,6 +81,12 @@ def _complex_aware(real_formula: Callable) -> Callable:
     return formula
 
 
+@_raw
+def _int8_matmul_flops(*args: Any, **kwargs: Any) -> int:
+    """``torch._int_mm``, the int8 products of torchao's quantized layers: as a float product."""
+    return flop_registry[aten.mm](*args, **kwargs)
+
+
 FFT_FLOP_FORMULAS = {
     aten.mm: _complex_aware(flop_registry[aten.mm]),
     aten.bmm: _complex_aware(flop_registry[aten.bmm]),
@@ -87,6 +94,7 @@ FFT_FLOP_FORMULAS = {
     aten._fft_c2r: _fft_c2r_flops,
     aten._fft_c2c: _fft_c2c_flops,
     aten.mul: _complex_mul_flops,
+    aten._int_mm: _int8_matmul_flops,
 }
 
 

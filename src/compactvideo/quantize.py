@@ -16,10 +16,10 @@ torchao's int8 layers run in eager PyTorch at about the speed of float32 on CPUs
 int8 matrix product recomputes the weight's column sums on every call (pytorch/ao#4365). Both replace
 ``torch.ao.quantization.quantize_dynamic``, which PyTorch deprecates.
 
-A quantized checkpoint stores ``quantized: True`` beside its float config and the int8 weights (torchao
-tensors, which ``torch.load(weights_only=True)`` accepts); :func:`restore_quantized` (called by
-:func:`compactvideo.checkpoint.load_trained_model`) rebuilds the same structure before the weights are
-loaded. :func:`quantize_checkpoint` writes one and reports sizes and, given validation data, the GAP (or
+A quantized checkpoint stores ``quantized: True`` beside its float config, and each int8 weight as two
+plain tensors (:func:`int8_state_dict`); :func:`restore_quantized` (called by
+:func:`compactvideo.checkpoint.load_trained_model`) rebuilds the same structure and sets those weights.
+:func:`quantize_checkpoint` writes one and reports sizes and, given validation data, the GAP (or
 accuracy) before and after.
 """
 
@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
 from compactvideo.errors import CompactVideoError
@@ -116,9 +117,36 @@ def dequantize_model(model: nn.Module) -> nn.Module:
     return restored
 
 
+def int8_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    """``model.state_dict()`` in plain tensors: each int8 weight as ``<layer>.weight.qdata`` (int8) and
+    ``<layer>.weight.scale`` (float32, one per output row). A checkpoint of plain tensors loads with
+    ``torch.load(weights_only=True)`` whether or not torchao is imported yet, and does not depend on
+    how torchao's tensor classes pickle."""
+    state = model.state_dict()
+    for name in int8_linears(model):
+        weight = state.pop(f"{name}.weight")
+        state[f"{name}.weight.qdata"], state[f"{name}.weight.scale"] = weight.qdata, weight.scale
+    return state
+
+
 def restore_quantized(model: nn.Module, checkpoint: dict[str, Any]) -> nn.Module:
-    """``model`` quantized as the checkpoint's was, when it says so (before its weights are loaded)."""
-    return quantize_model(model) if checkpoint.get(QUANTIZED_KEY, False) else model
+    """``model`` quantized as the checkpoint's was, when it says so (before its weights are loaded).
+
+    The int8 weights are set from the checkpoint's ``<layer>.weight.qdata`` and ``.scale`` tensors,
+    which its ``state_dict`` then holds as the layers' weights, ready for ``load_state_dict``."""
+    if not checkpoint.get(QUANTIZED_KEY, False):
+        return model
+    quantized = quantize_model(model)
+    state = checkpoint["state_dict"]
+    for name in int8_linears(quantized):
+        weight = quantized.get_submodule(name).weight
+        for part in ("qdata", "scale"):
+            stored = state.pop(f"{name}.weight.{part}", None)
+            if stored is None or stored.shape != getattr(weight, part).shape:
+                raise QuantizeError(f"the int8 checkpoint has no {name}.weight.{part} of the model's shape")
+            getattr(weight, part).copy_(stored)
+        state[f"{name}.weight"] = weight
+    return quantized
 
 
 def quantize_onnx(path: str | os.PathLike, out: str | os.PathLike) -> list[str]:
@@ -204,7 +232,9 @@ def quantize_checkpoint(
         raise CheckpointError(f"{checkpoint}: already quantized")
     model = load_trained_model(checkpoint)
     quantized = quantize_model(model)
-    save_checkpoint(out, config=stored["config"], state_dict=quantized.state_dict(), **{QUANTIZED_KEY: True})
+    save_checkpoint(
+        out, config=stored["config"], state_dict=int8_state_dict(quantized), **{QUANTIZED_KEY: True}
+    )
     report = QuantizeReport(
         checkpoint=checkpoint,
         out=out,
