@@ -1,6 +1,6 @@
 import json
 
-from compactvideo.demo import DemoOptions, format_results, run_demo
+from compactvideo.demo import DemoOptions, format_results, plot_size_vs_gap, run_demo
 from compactvideo.models import build_model, resolve_model_spec
 from compactvideo.profile import count_parameters
 
@@ -32,3 +32,11 @@ def test_demo_trains_evaluates_plots_and_resumes(tmp_path):
     # a second run over the same directory reuses every finished model instead of training again
     (tmp_path / "small-netvlad-dense" / "checkpoint.pt").unlink()
     assert run_demo(tmp_path, TINY) == rows
+
+
+def test_plot_draws_every_kind_of_twin(tmp_path):
+    # dense, circulant FC, every layer circulant, and a preset of no known kind
+    names = ["small-dbof-dense", "small-dbof-circulant", "small-dbof-compact-all", "video-moe"]
+    rows = [{"model": name, "megabytes": 10.0 / (i + 1), "gap": 0.5 + i / 10} for i, name in enumerate(names)]
+    plot_size_vs_gap(rows, tmp_path / "plot.png")
+    assert (tmp_path / "plot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -205,6 +205,7 @@ def plot_size_vs_gap(rows: list[dict[str, Any]], path: Path) -> None:
     axes.set_xscale("log")
     plain = matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:g}")
     axes.xaxis.set_major_formatter(plain)
+    axes.xaxis.set_minor_locator(matplotlib.ticker.LogLocator(subs=(2, 5)))  # 0.02 0.05 ... 20 50
     axes.xaxis.set_minor_formatter(plain)
     axes.set_xlabel("model size (MB, float32)")
     axes.set_ylabel("GAP@20 (validation)")
