@@ -48,6 +48,9 @@ FAMILIES = {
 RUNTIMES = ("eager", "onnxruntime", "pt2", "torch.ao")
 DEFAULT_RUNTIMES = ("eager", "onnxruntime", "pt2")
 PRECISIONS = ("fp32", "int8")
+# cpu: the calling thread's CPU time, which leaves out the time slices other jobs take on a shared
+# machine (every runtime here computes on the calling thread); wall: wall-clock time.
+CLOCKS = {"cpu": time.thread_time, "wall": time.perf_counter}
 FRAMES = 300
 
 
@@ -66,16 +69,17 @@ def selected_families(models: list[str] | None) -> dict[str, list[str]]:
     return families
 
 
-def machine_rates() -> tuple[float, float]:
+def machine_rates(clock: Callable[[], float]) -> tuple[float, float]:
     """(read bandwidth in bytes/s, fp32 GEMM rate in flop/s) of this machine on 1 thread: the fastest of
     10 sums of 256 MiB, and of 10 products of each of a square and a DBoF-projection-shaped GEMM."""
     data = torch.randn(2**26)
-    bandwidth = data.numel() * 4 / (measure_latency(lambda: data.sum(), repeats=10).min_ms / 1e3)
+    read = measure_latency(lambda: data.sum(), repeats=10, clock=clock).min_ms / 1e3
     rates = []
     for m, k, n in ((2048, 2048, 2048), (300, 1024, 8192)):
         a, b = torch.randn(m, k), torch.randn(k, n)
-        rates.append(2 * m * k * n / (measure_latency(lambda a=a, b=b: a @ b, repeats=10).min_ms / 1e3))
-    return bandwidth, max(rates)
+        seconds = measure_latency(lambda a=a, b=b: a @ b, repeats=10, clock=clock).min_ms / 1e3
+        rates.append(2 * m * k * n / seconds)
+    return data.numel() * 4 / read, max(rates)
 
 
 def floor_ms(model: torch.nn.Module, batch: int, bandwidth: float, gemm_rate: float) -> tuple[float, float]:
@@ -128,7 +132,9 @@ def inputs(config: Any, batch: int) -> list[torch.Tensor]:
     return tensors
 
 
-def time_family(calls: dict[tuple, Callable], tensors: dict[tuple, list], rounds: int, repeats: int) -> dict:
+def time_family(
+    calls: dict[tuple, Callable], tensors: dict[tuple, list], rounds: int, repeats: int, clock: Callable
+) -> dict:
     """The fastest of each call's timings over interleaved rounds, in ms: on a machine shared with other
     jobs, the least disturbed call is the best estimate of what the call costs."""
     times: dict[tuple, float] = dict.fromkeys(calls, float("inf"))
@@ -136,7 +142,7 @@ def time_family(calls: dict[tuple, Callable], tensors: dict[tuple, list], rounds
         for _ in range(rounds):
             for key, call in calls.items():
                 data = tensors[key[0], key[3]]
-                latency = measure_latency(lambda c=call, d=data: c(d), warmup=1, repeats=repeats)
+                latency = measure_latency(lambda c=call, d=data: c(d), warmup=1, repeats=repeats, clock=clock)
                 times[key] = min(times[key], latency.min_ms)
     return times
 
@@ -147,6 +153,7 @@ def main() -> None:
     parser.add_argument("--runtimes", nargs="+", choices=RUNTIMES, default=list(DEFAULT_RUNTIMES))
     parser.add_argument("--precisions", nargs="+", choices=PRECISIONS, default=list(PRECISIONS))
     parser.add_argument("--batches", nargs="+", type=int, default=[1, 80])
+    parser.add_argument("--clock", choices=CLOCKS, default="cpu", help="what a call's time is (default: cpu)")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds")
     parser.add_argument("--repeats", type=int, default=3, help="timed calls per round (the fastest is kept)")
     parser.add_argument(
@@ -158,7 +165,7 @@ def main() -> None:
         args.batches, args.runtimes, args.rounds = [1], ["eager", "onnxruntime"], 2
     families = selected_families(args.models)
     torch.set_num_threads(1)
-    bandwidth, gemm_rate = machine_rates()
+    bandwidth, gemm_rate = machine_rates(CLOCKS[args.clock])
     print(f"# {describe_machine()}")
     print(f"# read bandwidth {bandwidth / 1e9:.1f} GB/s, fp32 GEMM {gemm_rate / 1e9:.1f} GFLOP/s (1 thread)")
     print(
@@ -178,7 +185,7 @@ def main() -> None:
                     for batch in args.batches:
                         calls[name, precision, runtime, batch] = call
                         tensors[name, batch] = inputs(models[name].config, batch)
-            times = time_family(calls, tensors, args.rounds, args.repeats)
+            times = time_family(calls, tensors, args.rounds, args.repeats, CLOCKS[args.clock])
         for (name, precision, runtime, batch), ms in times.items():
             reference = "eager" if runtime == "torch.ao" else runtime  # torch.ao has no fp32 of its own
             baseline = times.get((dense, "fp32", reference, batch))
