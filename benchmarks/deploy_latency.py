@@ -2,11 +2,13 @@
 onnxruntime and as a .pt2 program, at batch 1 and 80 (300-frame videos), 1 thread, one process.
 
 Each model family (a dense model and its compact twins) is exported (verified against PyTorch by
-``compactvideo.export.export_model``) and timed in interleaved rounds, so that the ratios, all taken
-against the dense twin's fp32 time in the same runtime at the same batch size and measured in the same
-run, are robust to the machine's load. int8 is ``compactvideo.quantize.quantize_model`` (torchao) in
-eager PyTorch and the .pt2 program, and onnxruntime's int8 products in the ONNX file. ``torch.ao`` (int8
-only, on request) is the deprecated ``quantize_dynamic`` path the torchao one replaced.
+``compactvideo.export.export_model``) and timed model by model, runtime by runtime (at batch 80 a
+family's onnxruntime sessions do not fit in memory together); the ratios are all taken against the
+dense twin's fp32 time in the same runtime at the same batch size, measured in the same run. Times are
+the calling thread's CPU time by default, robust to other jobs on a shared machine. int8 is
+``compactvideo.quantize.quantize_model`` (torchao) in eager PyTorch and the .pt2 program, and
+onnxruntime's int8 products in the ONNX file. ``torch.ao`` (int8 only, on request) is the deprecated
+``quantize_dynamic`` path the torchao one replaced.
 
 Each model's floor is the larger of its weight bytes over the read bandwidth and its FLOPs (FFTs
 included) over the GEMM rate, both measured in the same run: a one-thread run cannot beat either.
@@ -22,7 +24,7 @@ import argparse
 import tempfile
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -101,23 +103,25 @@ def _torch_ao_int8(model: torch.nn.Module) -> torch.nn.Module:
 
 def runners(
     name: str, model: torch.nn.Module, args: argparse.Namespace, folder: Path
-) -> dict[tuple, Callable]:
-    """{(precision, runtime): run(tensors)} for one model; the exports are verified as they are written."""
-    variants = {"fp32": model}
-    if "int8" in args.precisions:
-        variants["int8"] = quantize_model(model)
+) -> Iterator[tuple[str, str, Callable]]:
+    """(precision, runtime, run(tensors)) for one model, one at a time: each runner (an onnxruntime
+    session keeps the memory of its largest call) is dropped before the next is made. The exports are
+    verified as they are written."""
     config = model.config
-    calls: dict[tuple, Callable] = {}
-    for precision, variant in variants.items():
+    for precision in args.precisions:
+        variant = model if precision == "fp32" else quantize_model(model)
         for runtime in args.runtimes:
-            if runtime == "eager" or (runtime == "torch.ao" and precision == "int8"):
+            if runtime == "torch.ao" and precision == "fp32":
+                continue  # int8 only
+            if runtime in ("eager", "torch.ao"):
                 module = _torch_ao_int8(model) if runtime == "torch.ao" else variant
-                calls[precision, runtime] = lambda t, m=module: m(*model_inputs(config, t))
-            elif runtime in ("onnxruntime", "pt2"):
+                call = lambda t, m=module: m(*model_inputs(config, t))  # noqa: E731
+            else:
                 form = "onnx" if runtime == "onnxruntime" else "pt2"
                 report = export_model(variant, folder / f"{name}-{precision}.{form}", form)
-                calls[precision, runtime] = load_runner(report.file, form, report.input_names)
-    return calls
+                call = load_runner(report.file, form, report.input_names)
+            yield precision, runtime, call
+            del call
 
 
 def inputs(config: Any, batch: int) -> list[torch.Tensor]:
@@ -132,19 +136,11 @@ def inputs(config: Any, batch: int) -> list[torch.Tensor]:
     return tensors
 
 
-def time_family(
-    calls: dict[tuple, Callable], tensors: dict[tuple, list], rounds: int, repeats: int, clock: Callable
-) -> dict:
-    """The fastest of each call's timings over interleaved rounds, in ms: on a machine shared with other
-    jobs, the least disturbed call is the best estimate of what the call costs."""
-    times: dict[tuple, float] = dict.fromkeys(calls, float("inf"))
+def fastest_ms(call: Callable, tensors: list[torch.Tensor], repeats: int, clock: Callable) -> float:
+    """The fastest of ``repeats`` calls (after one warm-up), in ms: on a machine shared with other jobs,
+    the least disturbed call is the best estimate of what the call costs."""
     with torch.no_grad():
-        for _ in range(rounds):
-            for key, call in calls.items():
-                data = tensors[key[0], key[3]]
-                latency = measure_latency(lambda c=call, d=data: c(d), warmup=1, repeats=repeats, clock=clock)
-                times[key] = min(times[key], latency.min_ms)
-    return times
+        return measure_latency(lambda: call(tensors), warmup=1, repeats=repeats, clock=clock).min_ms
 
 
 def main() -> None:
@@ -154,38 +150,37 @@ def main() -> None:
     parser.add_argument("--precisions", nargs="+", choices=PRECISIONS, default=list(PRECISIONS))
     parser.add_argument("--batches", nargs="+", type=int, default=[1, 80])
     parser.add_argument("--clock", choices=CLOCKS, default="cpu", help="what a call's time is (default: cpu)")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds")
-    parser.add_argument("--repeats", type=int, default=3, help="timed calls per round (the fastest is kept)")
+    parser.add_argument("--repeats", type=int, default=9, help="timed calls (the fastest is kept)")
     parser.add_argument(
         "--quick", action="store_true", help="video-only family, batch 1, eager and onnxruntime"
     )
     args = parser.parse_args()
     if args.quick:
         args.models = args.models or ["paper-video-dense", *FAMILIES["paper-video-dense"]]
-        args.batches, args.runtimes, args.rounds = [1], ["eager", "onnxruntime"], 2
+        args.batches, args.runtimes, args.repeats = [1], ["eager", "onnxruntime"], 5
     families = selected_families(args.models)
     torch.set_num_threads(1)
     bandwidth, gemm_rate = machine_rates(CLOCKS[args.clock])
     print(f"# {describe_machine()}")
     print(f"# read bandwidth {bandwidth / 1e9:.1f} GB/s, fp32 GEMM {gemm_rate / 1e9:.1f} GFLOP/s (1 thread)")
-    print(
-        f"# {FRAMES}-frame videos; fastest of {args.rounds} interleaved rounds of {args.repeats} calls, in ms"
-    )
+    print(f"# {FRAMES}-frame videos; fastest of {args.repeats} calls, ms of {args.clock} time")
     print(
         f"{'model':<26} {'prec':<5} {'runtime':<12} {'batch':>5} {'ms':>10} {'x dense':>8} {'x fp32':>7} "
         f"{'floor ms':>9} {'x floor':>8}"
     )
     started = time.perf_counter()
+    clock = CLOCKS[args.clock]
     for dense, names in families.items():
+        models = {name: build_model(name).eval() for name in names}
+        times = {}
         with tempfile.TemporaryDirectory() as folder:
-            models = {name: build_model(name).eval() for name in names}
-            calls, tensors = {}, {}
-            for name in names:
-                for (precision, runtime), call in runners(name, models[name], args, Path(folder)).items():
+            for name, model in models.items():
+                for precision, runtime, call in runners(name, model, args, Path(folder)):
                     for batch in args.batches:
-                        calls[name, precision, runtime, batch] = call
-                        tensors[name, batch] = inputs(models[name].config, batch)
-            times = time_family(calls, tensors, args.rounds, args.repeats, CLOCKS[args.clock])
+                        tensors = inputs(model.config, batch)
+                        times[name, precision, runtime, batch] = fastest_ms(
+                            call, tensors, args.repeats, clock
+                        )
         for (name, precision, runtime, batch), ms in times.items():
             reference = "eager" if runtime == "torch.ao" else runtime  # torch.ao has no fp32 of its own
             baseline = times.get((dense, "fp32", reference, batch))
