@@ -2,10 +2,10 @@
 onnxruntime and as a .pt2 program, at batch 1 and 80 (300-frame videos), 1 thread, one process.
 
 Each model family (a dense model and its compact twins) is exported (verified against PyTorch by
-``compactvideo.export.export_model``) and timed model by model, runtime by runtime (at batch 80 a
-family's onnxruntime sessions do not fit in memory together); the ratios are all taken against the
-dense twin's fp32 time in the same runtime at the same batch size, measured in the same run. Times are
-the calling thread's CPU time by default, robust to other jobs on a shared machine. int8 is
+``compactvideo.export.export_model``) and timed in interleaved rounds, every model and runtime in each
+round, so that the ratios, all taken against the dense twin's fp32 time in the same runtime at the same
+batch size and measured in the same run, are robust to the machine's load; times are the calling
+thread's CPU time by default, which leaves out other jobs' time slices on a shared machine. int8 is
 ``compactvideo.quantize.quantize_model`` (torchao) in eager PyTorch and the .pt2 program, and
 onnxruntime's int8 products in the ONNX file. ``torch.ao`` (int8 only, on request) is the deprecated
 ``quantize_dynamic`` path the torchao one replaced.
@@ -24,7 +24,7 @@ import argparse
 import tempfile
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -101,13 +101,14 @@ def _torch_ao_int8(model: torch.nn.Module) -> torch.nn.Module:
         return torch.ao.quantization.quantize_dynamic(model, spec)
 
 
-def runners(
+def runner_factories(
     name: str, model: torch.nn.Module, args: argparse.Namespace, folder: Path
-) -> Iterator[tuple[str, str, Callable]]:
-    """(precision, runtime, run(tensors)) for one model, one at a time: each runner (an onnxruntime
-    session keeps the memory of its largest call) is dropped before the next is made. The exports are
-    verified as they are written."""
+) -> dict[tuple[str, str], Callable[[], Callable]]:
+    """{(precision, runtime): make a run(tensors)} for one model. The files are exported (and verified)
+    here; onnxruntime sessions and .pt2 programs are loaded when a round needs them and dropped after,
+    since a session keeps the memory of its largest call (a family's sessions at batch 80 exhaust 23 GB)."""
     config = model.config
+    factories: dict[tuple[str, str], Callable[[], Callable]] = {}
     for precision in args.precisions:
         variant = model if precision == "fp32" else quantize_model(model)
         for runtime in args.runtimes:
@@ -115,13 +116,12 @@ def runners(
                 continue  # int8 only
             if runtime in ("eager", "torch.ao"):
                 module = _torch_ao_int8(model) if runtime == "torch.ao" else variant
-                call = lambda t, m=module: m(*model_inputs(config, t))  # noqa: E731
+                factories[precision, runtime] = lambda m=module: lambda t: m(*model_inputs(config, t))
             else:
                 form = "onnx" if runtime == "onnxruntime" else "pt2"
                 report = export_model(variant, folder / f"{name}-{precision}.{form}", form)
-                call = load_runner(report.file, form, report.input_names)
-            yield precision, runtime, call
-            del call
+                factories[precision, runtime] = lambda r=report, f=form: load_runner(r.file, f, r.input_names)
+    return factories
 
 
 def inputs(config: Any, batch: int) -> list[torch.Tensor]:
@@ -150,20 +150,24 @@ def main() -> None:
     parser.add_argument("--precisions", nargs="+", choices=PRECISIONS, default=list(PRECISIONS))
     parser.add_argument("--batches", nargs="+", type=int, default=[1, 80])
     parser.add_argument("--clock", choices=CLOCKS, default="cpu", help="what a call's time is (default: cpu)")
-    parser.add_argument("--repeats", type=int, default=9, help="timed calls (the fastest is kept)")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds over models and runtimes")
+    parser.add_argument("--repeats", type=int, default=3, help="timed calls per round (the fastest is kept)")
     parser.add_argument(
         "--quick", action="store_true", help="video-only family, batch 1, eager and onnxruntime"
     )
     args = parser.parse_args()
     if args.quick:
         args.models = args.models or ["paper-video-dense", *FAMILIES["paper-video-dense"]]
-        args.batches, args.runtimes, args.repeats = [1], ["eager", "onnxruntime"], 5
+        args.batches, args.runtimes, args.rounds = [1], ["eager", "onnxruntime"], 2
     families = selected_families(args.models)
     torch.set_num_threads(1)
     bandwidth, gemm_rate = machine_rates(CLOCKS[args.clock])
     print(f"# {describe_machine()}")
     print(f"# read bandwidth {bandwidth / 1e9:.1f} GB/s, fp32 GEMM {gemm_rate / 1e9:.1f} GFLOP/s (1 thread)")
-    print(f"# {FRAMES}-frame videos; fastest of {args.repeats} calls, ms of {args.clock} time")
+    print(
+        f"# {FRAMES}-frame videos; fastest of {args.rounds} interleaved rounds of {args.repeats} calls, "
+        f"ms of {args.clock} time"
+    )
     print(
         f"{'model':<26} {'prec':<5} {'runtime':<12} {'batch':>5} {'ms':>10} {'x dense':>8} {'x fp32':>7} "
         f"{'floor ms':>9} {'x floor':>8}"
@@ -172,15 +176,21 @@ def main() -> None:
     clock = CLOCKS[args.clock]
     for dense, names in families.items():
         models = {name: build_model(name).eval() for name in names}
-        times = {}
+        times: dict[tuple, float] = {}
         with tempfile.TemporaryDirectory() as folder:
-            for name, model in models.items():
-                for precision, runtime, call in runners(name, model, args, Path(folder)):
+            factories = {
+                (name, *key): factory
+                for name, model in models.items()
+                for key, factory in runner_factories(name, model, args, Path(folder)).items()
+            }
+            for _ in range(args.rounds):  # interleaved: every model and runtime in each round
+                for (name, precision, runtime), factory in factories.items():
+                    run = factory()
                     for batch in args.batches:
-                        tensors = inputs(model.config, batch)
-                        times[name, precision, runtime, batch] = fastest_ms(
-                            call, tensors, args.repeats, clock
-                        )
+                        ms = fastest_ms(run, inputs(models[name].config, batch), args.repeats, clock)
+                        key = (name, precision, runtime, batch)
+                        times[key] = min(times.get(key, ms), ms)
+                    del run
         for (name, precision, runtime, batch), ms in times.items():
             reference = "eager" if runtime == "torch.ao" else runtime  # torch.ao has no fp32 of its own
             baseline = times.get((dense, "fp32", reference, batch))
