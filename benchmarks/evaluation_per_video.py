@@ -12,9 +12,9 @@ scores stray from the per-video ones (the rounding that makes batched evaluation
 from __future__ import annotations
 
 import torch
-from compactvideo.profile import describe_machine, measure_latency
 
 from compactvideo.models import build_model
+from compactvideo.profiling import describe_machine, measure_latency
 
 CASES = (  # preset, videos, shortest and longest video in frames
     ("small-dbof-dense", 64, 30, 60),

@@ -14,7 +14,7 @@ from tests.oracles import multi_hot, popularity_gap
 
 from compactvideo.checkpoint import load_checkpoint
 from compactvideo.data.yt8m import read_records
-from compactvideo.demo import DemoOptions, format_results, run_demo
+from compactvideo.demo import DemoOptions, format_results, plot_size_vs_gap, run_demo
 from compactvideo.models import build_model, resolve_model_spec
 from compactvideo.profiling import count_parameters
 
@@ -109,3 +109,11 @@ def test_a_killed_demo_resumes_to_the_uninterrupted_results(uninterrupted, tmp_p
         assert actual["step"] == expected["step"]
         for key, value in expected["state_dict"].items():
             torch.testing.assert_close(actual["state_dict"][key], value, rtol=0, atol=0, msg=f"{name} {key}")
+
+
+def test_plot_draws_every_kind_of_twin(tmp_path):
+    # dense, circulant FC, every layer circulant, and a preset of no known kind
+    names = ["small-dbof-dense", "small-dbof-circulant", "small-dbof-compact-all", "video-moe"]
+    rows = [{"model": name, "megabytes": 10.0 / (i + 1), "gap": 0.5 + i / 10} for i, name in enumerate(names)]
+    plot_size_vs_gap(rows, tmp_path / "plot.png")
+    assert (tmp_path / "plot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

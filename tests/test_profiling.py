@@ -67,3 +67,10 @@ def test_measure_latency_counts_calls():
     calls = []
     latency = measure_latency(lambda: calls.append(1), warmup=2, repeats=5)
     assert len(calls) == 7 and latency.repeats == 5 and latency.min_ms <= latency.median_ms
+
+
+def test_measure_latency_reads_the_clock_it_is_given():
+    # a clock that advances by 2 s at each reading: each timed call spans exactly one step
+    readings = iter(range(0, 1000, 2))
+    latency = measure_latency(lambda: None, warmup=1, repeats=4, clock=lambda: float(next(readings)))
+    assert (latency.median_ms, latency.min_ms, latency.repeats) == (2000.0, 2000.0, 4)

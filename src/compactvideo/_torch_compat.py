@@ -13,7 +13,8 @@ upgrade that moves one fails in one named test instead of deep inside a model.
   (``torch._foreach_norm``, ``torch._foreach_mul_``).
 - :func:`builtin_flop_formula`, :func:`raw_flop_formula` and the ``ATEN_*`` operators: the formula
   registry of ``torch.utils.flop_counter`` and its protocol for formulas that take tensors rather than
-  shapes (the ``_get_raw`` mark), with the FFT operators ``aten._fft_r2c`` / ``_fft_c2r`` / ``_fft_c2c``.
+  shapes (the ``_get_raw`` mark), with the FFT operators ``aten._fft_r2c`` / ``_fft_c2r`` / ``_fft_c2c``
+  and ``aten._int_mm`` (int8 products).
 - :func:`empty_shared`: an uninitialised tensor in shared memory (``UntypedStorage._new_shared``, what
   torch's own ``default_collate`` uses), so that a DataLoader worker's batch reaches the main process
   without the copy into shared memory that sending an ordinary tensor costs.
@@ -36,6 +37,7 @@ ATEN_MUL = _aten.mul
 ATEN_FFT_R2C = _aten._fft_r2c
 ATEN_FFT_C2R = _aten._fft_c2r
 ATEN_FFT_C2C = _aten._fft_c2c
+ATEN_INT_MM = _aten._int_mm
 
 
 def mkldnn_convolution(

@@ -4,7 +4,8 @@
    a training and a validation split.
 2. Trains demo-sized twins of the paper's models, dense and circulant (DBoF, NetVLAD, NetFV; the
    circulant twin has its FC layer diagonal-circulant, as in the "compact FC" rows of Araujo et al.,
-   Table 3), with the same budget of training examples each.
+   Table 3), and a DBoF twin with every compact layer at once (circulant frame projection, FC and
+   mixture of experts, as ``paper-compact-all``), with the same budget of training examples each.
 3. Validates each ``validations`` times during training and keeps the best weights (the paper reports
    each model's peak validation GAP), evaluates them (GAP@20, Hit@1), times batch-1 inference on one
    thread, and writes ``results.json``, a size-versus-GAP plot ``size_vs_gap.png`` and the table it
@@ -32,6 +33,7 @@ from compactvideo.train import TrainOptions, train
 DEMO_MODELS = (
     "small-dbof-dense",
     "small-dbof-circulant",
+    "small-dbof-compact-all",
     "small-netvlad-dense",
     "small-netvlad-circulant",
     "small-netfv-dense",
@@ -160,8 +162,22 @@ def format_results(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+# How each kind of model is drawn, by the end of its name (other presets: "other").
+_MARKERS = {
+    "dense": ("s", "C0", "dense"),
+    "circulant": ("o", "C1", "circulant FC"),
+    "compact-all": ("^", "C2", "every layer circulant"),
+    "other": ("D", "C3", "other"),
+}
+
+
+def _kind(model: str) -> str:
+    """The kind of a demo model from its name: ``small-dbof-compact-all`` -> ``compact-all``."""
+    return next((kind for kind in _MARKERS if model.endswith("-" + kind)), "other")
+
+
 def plot_size_vs_gap(rows: list[dict[str, Any]], path: Path) -> None:
-    """Model size (MB, log scale) against GAP@20; each dense model joined to its circulant twin."""
+    """Model size (MB, log scale) against GAP@20; each dense model joined to its compact twins."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -170,10 +186,9 @@ def plot_size_vs_gap(rows: list[dict[str, Any]], path: Path) -> None:
     figure, axes = plt.subplots(figsize=(6.4, 4.2))
     by_name = {row["model"]: row for row in rows}
     for row in rows:
-        circulant = "circulant" in row["model"]
-        axes.scatter(
-            row["megabytes"], row["gap"], marker="o" if circulant else "s", color="C1" if circulant else "C0"
-        )
+        kind = _kind(row["model"])
+        marker, color, _ = _MARKERS[kind]
+        axes.scatter(row["megabytes"], row["gap"], marker=marker, color=color)
         axes.annotate(
             row["model"].removeprefix("small-"),
             (row["megabytes"], row["gap"]),
@@ -181,14 +196,18 @@ def plot_size_vs_gap(rows: list[dict[str, Any]], path: Path) -> None:
             xytext=(4, 4),
             textcoords="offset points",
         )
-        twin = by_name.get(row["model"].replace("-dense", "-circulant"))
-        if not circulant and twin is not None:
-            axes.plot([row["megabytes"], twin["megabytes"]], [row["gap"], twin["gap"]], color="0.7", zorder=0)
-    axes.scatter([], [], marker="s", color="C0", label="dense")
-    axes.scatter([], [], marker="o", color="C1", label="circulant")
+        dense = by_name.get(row["model"].removesuffix(kind) + "dense")
+        if kind != "dense" and dense is not None:
+            axes.plot(
+                [dense["megabytes"], row["megabytes"]], [dense["gap"], row["gap"]], color="0.7", zorder=0
+            )
+    for kind in dict.fromkeys(_kind(row["model"]) for row in rows):
+        marker, color, label = _MARKERS[kind]
+        axes.scatter([], [], marker=marker, color=color, label=label)
     axes.set_xscale("log")
     plain = matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:g}")
     axes.xaxis.set_major_formatter(plain)
+    axes.xaxis.set_minor_locator(matplotlib.ticker.LogLocator(subs=(2, 5)))  # 0.02 0.05 ... 20 50
     axes.xaxis.set_minor_formatter(plain)
     axes.set_xlabel("model size (MB, float32)")
     axes.set_ylabel("GAP@20 (validation)")

@@ -15,6 +15,10 @@ model's, else :class:`ExportVerificationError` names the file, the input and the
   Node debug metadata is dropped; the file is a single ``.onnx`` unless it would exceed protobuf's
   2 GB limit, when the weights go to ``<file>.data`` beside it.
 - ``pt2`` goes through :func:`torch.export.export` and :func:`torch.export.save`.
+- int8 models (:func:`compactvideo.nn.quantized.quantize_model`) export as they are to ``pt2``; ONNX has
+  no counterpart of their torchao layers, so the graph is exported with the float values of the int8
+  weights and onnxruntime then quantizes its matrix products (:func:`quantize_onnx`),
+  verified against the int8 PyTorch model within ``INT8_ONNX_TOLERANCE``.
 
 Batch size (and the frame count of inputs with a frame axis) stay dynamic; the model's family
 (:mod:`compactvideo.models.family`) says which inputs there are. Frame-level models with robust pooling
@@ -55,6 +59,7 @@ from compactvideo.models import (
     task_for,
 )
 from compactvideo.nn.circulant import BlockCirculantLinear, CirculantLinear
+from compactvideo.nn.quantized import QuantizeError, dequantize_model, int8_linears, quiet_logs
 from compactvideo.nn.tucker import set_fast_path
 from compactvideo.profiling import measure_latency, model_bytes
 
@@ -62,12 +67,15 @@ FORMATS = ("onnx", "pt2")
 CIRCULANT_MODES = ("fft", "dense")
 DEFAULT_OPSET = 18
 DEFAULT_TOLERANCE = 1e-4
+# An int8 model in onnxruntime against the same model in PyTorch (activations quantized per tensor
+# there, per row here): probabilities differ by rounding, about 1e-3.
+INT8_ONNX_TOLERANCE = 1e-2
 # protobuf cannot serialise a message of 2 GiB or more; larger ONNX models keep their weights outside.
 ONNX_SINGLE_FILE_LIMIT = 2**31 - 1
 
 
 class ExportError(CompactVideoError):
-    """A model that cannot be exported as asked (format, options, or a quantized checkpoint)."""
+    """A model that cannot be exported as asked (format or options)."""
 
 
 class ExportVerificationError(ExportError):
@@ -157,12 +165,6 @@ def prepare_for_export(model: nn.Module, circulant_as: str = "fft") -> ExportInt
     layers as FFTs or (``circulant_as="dense"``) as nn.Linear, behind :class:`ExportInterface`."""
     if circulant_as not in CIRCULANT_MODES:
         raise ExportError(f"circulant_as must be one of {CIRCULANT_MODES}, got {circulant_as!r}")
-    quantized = [name for name, m in model.named_modules() if type(m).__module__.startswith("torch.ao.nn")]
-    if quantized:
-        raise ExportError(
-            f"this model has int8-quantized layers ({quantized[0]}, ...); export the float checkpoint, "
-            "and quantize in the target runtime"
-        )
     copied = copy.deepcopy(model).eval()
     set_fast_path(copied, False)
     if circulant_as == "dense":
@@ -311,6 +313,40 @@ def _strip_and_save_onnx(program: Any, path: Path) -> Path | None:
     return data
 
 
+def quantize_onnx(path: str | os.PathLike, out: str | os.PathLike) -> list[str]:
+    """Quantize an ONNX file's MatMul and Gemm nodes with constant weights with onnxruntime; write
+    ``out``; return the int8 weights' names.
+
+    Each such weight gets int8 values with a scale per output channel, and its input is quantized per
+    tensor (uint8 with a zero point) at run time. Circulant layers exported as DFTs have no such product
+    and stay float; so do Tucker layers' convolutions.
+    """
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    path, out = Path(path), Path(out)
+    try:
+        proto = onnx.load(path)
+    except Exception as error:  # onnx raises DecodeError, OSError, ... for a file that is not a model
+        raise QuantizeError(f"{path}: not a readable ONNX model: {error}") from error
+    # The exporter's recorded intermediate shapes can disagree with the shape inference the quantizer
+    # runs first; they are hints only, so they go.
+    del proto.graph.value_info[:]
+    with quiet_logs(""):  # the quantizer logs a pre-processing tip on the root logger
+        quantize_dynamic(
+            proto, out, op_types_to_quantize=["MatMul", "Gemm"], per_channel=True, weight_type=QuantType.QInt8
+        )
+    weights = [  # the int8 matrices (their zero points are int8 vectors)
+        tensor.name
+        for tensor in onnx.load(out).graph.initializer
+        if tensor.data_type == onnx.TensorProto.INT8 and len(tensor.dims) == 2
+    ]
+    if not weights:
+        out.unlink()
+        raise QuantizeError(f"{path}: no MatMul or Gemm with constant weights to quantize")
+    return weights
+
+
 def export_model(
     model: nn.Module,
     out: str | os.PathLike,
@@ -318,19 +354,25 @@ def export_model(
     opset: int = DEFAULT_OPSET,
     circulant_as: str = "fft",
     verify_data: str | None = None,
-    tolerance: float = DEFAULT_TOLERANCE,
+    tolerance: float | None = None,
     seed: int = 0,
 ) -> ExportReport:
     """Export ``model`` (with its ``config``) to ``out`` and verify it (module docstring).
 
     ``verify_data``: a record pattern (or clip folder) whose first batches are checked as well as the
-    random inputs. Returns the :class:`ExportReport`; raises :class:`ExportError` when the model cannot
-    be exported and :class:`ExportVerificationError` when the file disagrees with PyTorch.
+    random inputs. ``tolerance``: ``DEFAULT_TOLERANCE`` by default, ``INT8_ONNX_TOLERANCE`` for an int8
+    model exported to ONNX. Returns the :class:`ExportReport`; raises :class:`ExportError` when the model
+    cannot be exported and :class:`ExportVerificationError` when the file disagrees with PyTorch.
     """
     if format not in FORMATS:
         raise ExportError(f"format must be one of {FORMATS}, got {format!r}")
     config = model.config
-    interface = prepare_for_export(model, circulant_as)
+    int8_onnx = format == "onnx" and bool(int8_linears(model))
+    if tolerance is None:
+        tolerance = INT8_ONNX_TOLERANCE if int8_onnx else DEFAULT_TOLERANCE
+    # ONNX has no counterpart of torchao's int8 layers: the graph is exported with the float values
+    # of the int8 weights, then onnxruntime quantizes its matrix products (quantize_onnx)
+    interface = prepare_for_export(dequantize_model(model) if int8_onnx else model, circulant_as)
     names = input_names(config)
     example = _random_batch(config, 3, 12, torch.Generator().manual_seed(seed))
     out = Path(out)
@@ -343,6 +385,10 @@ def export_model(
         else:
             program = _torch_export(interface, example, config)
             torch.export.save(program, out)
+    if int8_onnx:
+        if external is not None:
+            raise ExportError(f"{out}: int8 export of a model above 2 GB is not supported")
+        quantize_onnx(out, out)
     cases = random_inputs(config, seed + 1)
     if verify_data is not None:
         cases += data_inputs(config, verify_data)

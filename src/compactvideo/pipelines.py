@@ -6,9 +6,10 @@ alone (``build_model(config)``) and can be fed to the next pipeline, ``train --i
 
 - :func:`compress_checkpoint`: Tucker-2 decomposition (:func:`compactvideo.compress.compress_model`);
   the config lists the factored layers;
-- :func:`quantize_checkpoint`: dynamic int8 dense layers (:func:`compactvideo.nn.quantized.quantize_model`);
-  the config says ``quantization="int8-dynamic"``; with validation data, the headline metric before and
-  after;
+- :func:`quantize_checkpoint`: dynamic int8 dense layers (:func:`compactvideo.nn.quantized.quantize_model`,
+  torchao); the config says ``quantization="int8-dynamic"``; with validation data, the headline metric
+  before and after. An ``.onnx`` file is quantized by onnxruntime instead
+  (:func:`compactvideo.export.quantize_onnx`);
 - :func:`export_checkpoint`: ONNX or ``.pt2``, verified (:func:`compactvideo.export.export_model`),
   on real batches read with the model's data contract when asked.
 """
@@ -25,9 +26,9 @@ from typing import Any
 from compactvideo.checkpoint import CheckpointError, save_checkpoint
 from compactvideo.compress import CompressionReport, RankSpec, compress_model
 from compactvideo.evaluate import evaluate
-from compactvideo.export import DEFAULT_OPSET, DEFAULT_TOLERANCE, ExportReport, export_model
+from compactvideo.export import DEFAULT_OPSET, ExportReport, export_model, quantize_onnx
 from compactvideo.models import load_model
-from compactvideo.nn.quantized import quantizable_linears, quantize_model
+from compactvideo.nn.quantized import QuantizeError, int8_state_dict, quantizable_linears, quantize_model
 from compactvideo.tasks import headline_metric
 
 QUANTIZATION = "int8-dynamic"
@@ -101,15 +102,25 @@ def quantize_checkpoint(
     valid_pattern: str | None = None,
     batch_size: int = 64,
 ) -> QuantizeReport:
-    """Quantize a trained checkpoint's dense linear layers, write ``out`` and report sizes and metrics.
+    """Quantize a trained checkpoint's dense linear layers (or an ``.onnx`` file's), write ``out`` and
+    report sizes and, for checkpoints, metrics.
 
     With ``valid_pattern``, both checkpoints are evaluated on it (GAP@20 for YouTube-8M models,
-    accuracy for clip models), the data read as the model's data contract prescribes.
+    accuracy for clip models), the data read as the model's data contract prescribes; an ONNX file
+    carries no data contract to read the data with.
     """
     checkpoint, out = Path(checkpoint), Path(out)
+    if checkpoint.suffix == ".onnx":
+        if valid_pattern is not None:
+            raise QuantizeError(
+                f"{checkpoint}: an ONNX file does not say how to read the data; to compare GAP before "
+                "and after, quantize the checkpoint and export the int8 checkpoint"
+            )
+        layers = quantize_onnx(checkpoint, out)
+        return QuantizeReport(checkpoint, out, layers, checkpoint.stat().st_size, out.stat().st_size)
     model = _float_model(checkpoint, "quantize")
     config = dataclasses.replace(model.config, quantization=QUANTIZATION)
-    save_checkpoint(out, config=config.to_dict(), state_dict=quantize_model(model).state_dict())
+    save_checkpoint(out, config=config.to_dict(), state_dict=int8_state_dict(quantize_model(model)))
     report = QuantizeReport(
         checkpoint=checkpoint,
         out=out,
@@ -131,7 +142,8 @@ def export_checkpoint(
     opset: int = DEFAULT_OPSET,
     circulant_as: str = "fft",
     verify_data: str | None = None,
-    tolerance: float = DEFAULT_TOLERANCE,
+    tolerance: float | None = None,
 ) -> ExportReport:
-    """Export the model of ``checkpoint`` to ``out``, verified (:func:`~compactvideo.export.export_model`)."""
+    """Export the model of ``checkpoint`` to ``out``, verified (:func:`~compactvideo.export.export_model`;
+    ``tolerance`` None: its default for the model and format)."""
     return export_model(load_model(checkpoint), out, format, opset, circulant_as, verify_data, tolerance)

@@ -6,7 +6,8 @@ matmuls and convolutions), extended with formulas for what no usual counter sees
 - a real FFT of length N (``rfft``, ``irfft``): 2.5 N log2 N real flops (split-radix estimate);
 - a complex FFT of length N (autograd's backward of ``rfft``): 5 N log2 N real flops;
 - a complex element-wise product: 6 real flops per output element (4 multiplies, 2 additions);
-- a complex matrix product: 8 real flops per multiply-add instead of 2.
+- a complex matrix product: 8 real flops per multiply-add instead of 2;
+- an int8 matrix product (``torch._int_mm``, int8 models): 2 operations per multiply-add, as in float.
 
 Real element-wise work (bias, batch norm, activations, the diagonal of a circulant factor) is left out,
 for dense and structured layers alike.
@@ -32,6 +33,7 @@ from compactvideo._torch_compat import (
     ATEN_FFT_C2C,
     ATEN_FFT_C2R,
     ATEN_FFT_R2C,
+    ATEN_INT_MM,
     ATEN_MM,
     ATEN_MUL,
     builtin_flop_formula,
@@ -83,6 +85,12 @@ def _complex_aware(real_formula: Callable) -> Callable:
     return formula
 
 
+@raw_flop_formula
+def _int8_matmul_flops(*args: Any, **kwargs: Any) -> int:
+    """``torch._int_mm``, the int8 products of torchao's quantized layers: as a float product."""
+    return builtin_flop_formula(ATEN_MM)(*args, **kwargs)
+
+
 FFT_FLOP_FORMULAS = {
     ATEN_MM: _complex_aware(builtin_flop_formula(ATEN_MM)),
     ATEN_BMM: _complex_aware(builtin_flop_formula(ATEN_BMM)),
@@ -90,6 +98,7 @@ FFT_FLOP_FORMULAS = {
     ATEN_FFT_C2R: _fft_c2r_flops,
     ATEN_FFT_C2C: _fft_c2c_flops,
     ATEN_MUL: _complex_mul_flops,
+    ATEN_INT_MM: _int8_matmul_flops,
 }
 
 
@@ -140,17 +149,25 @@ class Latency:
 
 
 def measure_latency(
-    fn: Callable[[], Any], warmup: int = 3, repeats: int = 20, min_seconds: float = 0.0
+    fn: Callable[[], Any],
+    warmup: int = 3,
+    repeats: int = 20,
+    min_seconds: float = 0.0,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> Latency:
-    """Time ``fn()`` after ``warmup`` calls; at least ``repeats`` calls and at least ``min_seconds``."""
+    """Time ``fn()`` after ``warmup`` calls; at least ``repeats`` calls and at least ``min_seconds``.
+
+    ``clock``: wall-clock time by default; ``time.thread_time`` counts only the calling thread's CPU
+    time, which on a machine shared with other jobs leaves out the time slices they take (for
+    single-threaded calls, the latency the call would have on its own)."""
     for _ in range(warmup):
         fn()
     times: list[float] = []
     start = time.perf_counter()
     while len(times) < repeats or time.perf_counter() - start < min_seconds:
-        t0 = time.perf_counter()
+        t0 = clock()
         fn()
-        times.append((time.perf_counter() - t0) * 1e3)
+        times.append((clock() - t0) * 1e3)
     return Latency(statistics.median(times), min(times), len(times))
 
 

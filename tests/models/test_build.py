@@ -1,6 +1,7 @@
 """build_model rebuilds quantized and compressed models from their configs; format-1 checkpoints load."""
 
 import dataclasses
+import warnings
 
 import pytest
 import torch
@@ -16,8 +17,8 @@ from compactvideo.models import (
     load_model,
 )
 from compactvideo.nn import CirculantLinear, Projection, TuckerLinear, quantize_model
+from compactvideo.nn.quantized import int8_linears, int8_state_dict
 
-QUANTIZED_LINEAR = torch.ao.nn.quantized.dynamic.Linear
 FORMAT_1_LOADER_OPTIONS = {  # compactvideo.loaders.LoaderOptions as format 1 saved it in "options"
     "frame_sampling": "random",
     "frames": 7,
@@ -47,20 +48,25 @@ def _format_1(path, model: nn.Module, **fields) -> None:
     torch.save({"format_version": 1, "config": config, "state_dict": model.state_dict(), **fields}, path)
 
 
-def test_quantization_and_tucker_layers_in_the_config_rebuild_the_model():
+def test_quantization_and_tucker_layers_in_the_config_rebuild_the_model(tmp_path):
     float_model = build_model(
         VideoLevelConfig(num_classes=5, tucker=(TuckerLayer("head.classifier.experts", 10, 4),))
     )
     assert isinstance(float_model.head.classifier.experts, TuckerLinear)
     quantized = quantize_model(float_model)
     rebuilt = build_model(dataclasses.replace(float_model.config, quantization="int8-dynamic"))
-    assert isinstance(rebuilt.head.classifier.gates, QUANTIZED_LINEAR)
+    assert int8_linears(rebuilt) == int8_linears(quantized)
+    assert "head.classifier.gates" in int8_linears(rebuilt)
     assert all(
-        type(step) is nn.Linear for step in rebuilt.head.classifier.experts.steps()
+        type(step.weight) is nn.Parameter for step in rebuilt.head.classifier.experts.steps()
     )  # Tucker stays float
-    rebuilt.load_state_dict(quantized.state_dict())
+    path = save_checkpoint(
+        tmp_path / "int8.pt", config=rebuilt.config.to_dict(), state_dict=int8_state_dict(quantized)
+    )
+    loaded = load_model(path)
     x = torch.randn(3, 1024), torch.randn(3, 128)
-    torch.testing.assert_close(rebuilt(*x), quantized.eval()(*x), rtol=0, atol=0)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(*x), quantized.eval()(*x), rtol=0, atol=0)
 
 
 def test_a_format_1_training_checkpoint_gets_the_contract_it_was_trained_with(tmp_path):
@@ -75,15 +81,29 @@ def test_a_format_1_training_checkpoint_gets_the_contract_it_was_trained_with(tm
         torch.testing.assert_close(loaded.state_dict()[name], value, rtol=0, atol=0)
 
 
+def _torch_ao_int8(model: nn.Module) -> nn.Module:
+    """``model`` quantized as format 1 did it: torch.ao's (deprecated) dynamic int8 Linear layers."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # deprecation warnings of torch.ao and its quantized tensors
+        return torch.ao.quantization.quantize_dynamic(model, {nn.Linear})
+
+
 def test_a_format_1_quantized_logistic_checkpoint_loads(tmp_path):
     config = VideoLevelConfig(num_classes=5, head=HeadConfig(kind="logistic", context_gating=False))
-    quantized = quantize_model(build_model(config))
-    _format_1(tmp_path / "int8.pt", quantized, quantized=True)  # best.pt-like: no training options
+    float_model = build_model(config).eval()
+    old = _torch_ao_int8(float_model)
+    _format_1(tmp_path / "int8.pt", old, quantized=True)  # best.pt-like: no training options
     loaded = load_model(tmp_path / "int8.pt")
     assert loaded.config.quantization == "int8-dynamic" and loaded.config.data == config.data
-    assert isinstance(loaded.head.classifier.linear, QUANTIZED_LINEAR)
+    assert int8_linears(loaded) == ["head.classifier.linear"]
+    # torchao's int8 of the float weights that format 1's int8 values stand for
+    dequantized = build_model(config).eval()
+    dequantized.head.classifier.linear.weight.data = old.head.classifier.linear.weight().dequantize()
+    dequantized.head.classifier.linear.bias.data = old.head.classifier.linear.bias().detach()
     x = torch.randn(2, 1024), torch.randn(2, 128)
-    torch.testing.assert_close(loaded(*x), quantized.eval()(*x), rtol=0, atol=0)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(*x), quantize_model(dequantized)(*x), rtol=0, atol=0)
+        assert (loaded(*x) - old(*x)).abs().max() < 0.02  # int8 rounding of a per-layer and a per-row scale
     circulant = build_model(
         VideoLevelConfig(num_classes=5, head=HeadConfig(kind="logistic", logistic=Projection("circulant")))
     )

@@ -5,6 +5,7 @@ import json
 import pytest
 import torch
 
+from compactvideo.cli import main
 from compactvideo.models import (
     PAPER_PARAMETERS,
     PRESETS,
@@ -23,6 +24,50 @@ def test_paper_presets_have_the_published_parameter_counts(name):
     with torch.device("meta"):  # the shapes alone; nothing is allocated
         model = build_model(name)
     assert count_parameters(model, convention="paper") == PAPER_PARAMETERS[name]
+
+
+def circulant_weights(n, m, diagonal=True):
+    """A one-factor circulant n -> m: ceil(m / n) blocks (at least one) of n columns, and n diagonals."""
+    return max(1, -(-m // n)) * n * (2 if diagonal else 1)
+
+
+def batch_norm(units, paper):
+    """gamma and beta, plus the moving mean and variance in the paper's count."""
+    return (4 if paper else 2) * units
+
+
+def compact_all_by_hand(modalities, paper):
+    """Each modality: circulant DBoF 1024 -> 8192 (audio 128 -> 4096) and its batch norm, circulant FC
+    down to 512 and its batch norm; then the compact MoE on 512 per modality: circulant gates to
+    3862 x 5 and experts to 3862 x 4 (no diagonals), expert biases, no context gating."""
+    total = 0
+    for features, clusters in [(1024, 8192), (128, 4096)][: len(modalities)]:
+        total += circulant_weights(features, clusters) + batch_norm(clusters, paper)
+        total += circulant_weights(clusters, 512) + batch_norm(512, paper)
+    hidden = 512 * len(modalities)
+    gates = circulant_weights(hidden, 3862 * 5, diagonal=False)
+    experts = circulant_weights(hidden, 3862 * 4, diagonal=False) + 3862 * 4
+    return total + gates + experts
+
+
+@pytest.mark.parametrize(
+    ("name", "modalities", "paper", "trainable"),
+    [
+        ("paper-video-compact-all", ("rgb",), 118_360, 100_952),
+        ("paper-compact-all", ("rgb", "audio"), 153_688, 127_064),
+    ],
+)
+def test_compact_all_presets_count_what_a_hand_count_gives(name, modalities, paper, trainable, capsys):
+    assert compact_all_by_hand(modalities, paper=True) == paper
+    assert compact_all_by_hand(modalities, paper=False) == trainable
+    with torch.device("meta"):
+        model = build_model(name)
+    assert model.config.modalities == modalities
+    assert count_parameters(model, convention="paper") == paper
+    assert count_parameters(model) == trainable
+    assert main(["models", "--json", name]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["parameters"] == paper and row["paper_parameters"] is None
 
 
 def frame_inputs(batch=3, frames=12, dtype=torch.float32):
@@ -65,6 +110,8 @@ def test_gradients_reach_every_parameter(name):
         ("paper-video-dense", "paper-video-compact-fc", ["fc.linear"]),
         ("paper-video-dense", "paper-video-compact-moe", ["head."]),
         ("paper-netvlad-dense", "paper-netvlad-compact-fc", ["fc.linear"]),
+        ("paper-video-dense", "paper-video-compact-all", ["pooling.projection", "fc.linear", "head."]),
+        ("paper-dbof-dense", "paper-compact-all", ["pooling.projection", "fc.linear", "head."]),
     ],
 )
 def test_dense_and_circulant_twins_differ_only_where_configured(dense, compact, changed):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from compactvideo.nn import BlockCirculantLinear, CirculantLinear
+from compactvideo.nn import BlockCirculantLinear, CirculantLinear, Projection, make_linear
 
 SHAPES = [(16, 16), (16, 5), (8, 21), (6, 12)]  # square, shrinking, expanding (uneven), expanding (even)
 MODES = ["learned", "sign", "none"]
@@ -191,3 +191,60 @@ def test_initial_weight_statistics(init):
     else:
         assert columns.std().item() == pytest.approx(1 / 512**0.5, rel=0.02)
         assert diagonals.std().item() == pytest.approx(1 / 512**0.5, rel=0.02)
+
+
+@pytest.mark.parametrize(("n", "m"), SHAPES)
+@pytest.mark.parametrize("factors", [1, 3])
+@pytest.mark.parametrize("mode", MODES)
+def test_inference_path_equals_dense_product(n, m, factors, mode):
+    # eval mode without autograd: cached spectra with the 1/n folded in, unscaled inverse transforms,
+    # products in place; twice, so that the second call reads the cache
+    layer = make_layer(n, m, factors, mode).eval()
+    x = torch.randn(2, 3, n, dtype=torch.float64)
+    expected = x.numpy() @ oracle_dense(layer).T + layer.bias.detach().numpy()
+    with torch.no_grad():
+        for _ in range(2):
+            np.testing.assert_allclose(layer(x).numpy(), expected, rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize(("n", "m", "mode"), [(16, 16, "learned"), (8, 21, "none"), (6, 12, "sign")])
+def test_forward_and_backward_take_four_full_size_transforms(n, m, mode, monkeypatch):
+    # One factor, batch B: forward rfft(z) and irfft(y), backward rfft(dL/dy) and irfft(dL/dz), each
+    # over B rows per block (B rows in all for dL/dz of a layer without diagonal, whose blocks share
+    # z); the column spectra and dL/dc are one row per block.
+    batch = 64
+    layer = make_layer(n, m, 1, mode)
+    rows = []
+
+    def counting(transform):
+        def counted(signal, *args, **kwargs):
+            out = transform(signal, *args, **kwargs)
+            rows.append(out.numel() // out.shape[-1])
+            return out
+
+        return counted
+
+    monkeypatch.setattr(torch.fft, "rfft", counting(torch.fft.rfft))
+    monkeypatch.setattr(torch.fft, "irfft", counting(torch.fft.irfft))
+    x = torch.randn(batch, n, dtype=torch.float64, requires_grad=True)
+    layer(x).sum().backward()
+    full_size = [r for r in rows if r >= batch]
+    shared = layer.diagonals is None  # z = x for every block: one transform of x, one of dL/dz
+    blocks = layer.blocks
+    expected = [batch, batch * blocks, batch * blocks, batch] if shared else [batch * blocks] * 4
+    assert sorted(full_size) == sorted(expected)
+    assert sorted(r for r in rows if r < batch) == [blocks, blocks]
+
+
+@pytest.mark.parametrize(("n", "m"), [(4, 9), (6, 6), (9, 4)])
+def test_dense_projections_store_expanding_weights_input_major(n, m):
+    # same shape, same state_dict, same outputs as nn.Linear; only the memory order differs
+    layer = make_linear(Projection(), n, m).double()
+    assert layer.weight.shape == (m, n)
+    assert layer.weight.t().is_contiguous() == (m >= n)
+    plain = torch.nn.Linear(n, m).double()
+    plain.load_state_dict(layer.state_dict())
+    x = torch.randn(3, n, dtype=torch.float64)
+    torch.testing.assert_close(layer(x), plain(x), rtol=0, atol=1e-14)
+    layer.load_state_dict(torch.nn.Linear(n, m).double().state_dict())
+    assert layer.weight.t().is_contiguous() == (m >= n)  # loading copies into the kept layout

@@ -6,6 +6,9 @@ import numpy as np
 import pytest
 import torch
 
+from compactvideo.nn import pooling as pooling_module
+from compactvideo.nn.linear import Projection
+from compactvideo.nn.masking import group_frames
 from compactvideo.nn.pooling import DBoF, NetFV, NetRVLAD, NetVLAD, SoftDBoW
 
 D, K = 6, 4
@@ -138,3 +141,47 @@ def test_dbof_rejects_bad_options():
         DBoF(4, 8, pooling="median")
     with pytest.raises(ValueError, match="robust pooling"):
         DBoF(4, 8, pooling="max", samples=3)
+
+
+def projection_matrix(projection: torch.nn.Module) -> np.ndarray:
+    weight = projection.weight if isinstance(projection, torch.nn.Linear) else projection.to_dense()
+    return weight.detach().numpy()
+
+
+@pytest.mark.parametrize("chunk", [2**18, 1])  # circulant: a chunk per group index, or per group and video
+@pytest.mark.parametrize("projection", ["dense", "circulant"])
+@pytest.mark.parametrize(("pooling", "samples"), [("max", 1), ("robust", 3)])
+def test_dbof_inference_path_matches_its_definition(pooling, samples, projection, chunk, monkeypatch):
+    # Without autograd in eval mode, DBoF takes the maximum before the batch norm and relu6, all frames
+    # at once for a dense projection, chunk by chunk for a circulant one; negative and zero batch-norm
+    # scales, padding and groups without frames (2 frames in 3 groups) must not tell.
+    monkeypatch.setattr(pooling_module, "CHUNK_VALUES", chunk)
+    module = DBoF(D, 8, pooling, samples, projection=Projection(projection)).double().eval()
+    randomise_batch_norms(module)
+    with torch.no_grad():
+        module.norm.weight[0] = 0.0
+    assert (module.norm.weight < 0).any()
+    frames = torch.randn(4, 9, D, dtype=torch.float64)
+    num_frames = torch.tensor([9, 2, 7, 5])
+    with torch.no_grad():
+        out = module(frames, num_frames).numpy()
+    weight = projection_matrix(module.projection)
+    for b in range(4):
+        real = frames[b, : num_frames[b]].numpy()
+        h = np.clip(eval_bn(module.norm, real @ weight.T), 0, 6)
+        expected = np.mean([h[list(group)].max(axis=0) for group in groups_of(len(real), samples)], axis=0)
+        np.testing.assert_allclose(out[b], expected, rtol=0, atol=1e-12)
+
+
+def test_groups_hold_each_videos_own_frames():
+    # every real frame of every video lands in exactly one group of that video, in order
+    frames = torch.arange(3 * 11, dtype=torch.float64).reshape(3, 11, 1).expand(-1, -1, D)
+    num_frames = torch.tensor([11, 5, 2])
+    grouped, mask, sizes = group_frames(frames, num_frames, 3)
+    grouped = grouped.reshape(3, 3, -1, D)[..., 0]
+    mask = mask.reshape(3, 3, -1)
+    for b in range(3):
+        kept = [grouped[b, s][mask[b, s]].tolist() for s in range(3)]
+        expected = [[b * 11 + t for t in group] for group in groups_of(int(num_frames[b]), 3)]
+        assert [k for k in kept if k] == expected
+        assert sizes[b].tolist() == [len(k) for k in kept]

@@ -1,4 +1,5 @@
-"""``compactvideo export`` (ONNX or .pt2, verified) and ``compactvideo quantize`` (dynamic int8)."""
+"""``compactvideo export`` (ONNX or .pt2, verified) and ``compactvideo quantize`` (dynamic int8: torchao, or
+onnxruntime for ONNX files)."""
 
 from __future__ import annotations
 
@@ -37,8 +38,9 @@ def _run_quantize(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
         return 0
+    layers = "matrix products" if report.out.suffix == ".onnx" else "dense Linear layers"
     print(
-        f"wrote {report.out}: {len(report.quantized_layers)} dense Linear layers in int8, "
+        f"wrote {report.out}: {len(report.quantized_layers)} {layers} in int8, "
         f"{report.bytes_before:,} -> {report.bytes_after:,} bytes "
         f"(x{report.bytes_before / report.bytes_after:.2f} smaller)"
     )
@@ -48,12 +50,18 @@ def _run_quantize(args: argparse.Namespace) -> int:
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    from compactvideo.export import CIRCULANT_MODES, DEFAULT_OPSET, DEFAULT_TOLERANCE, FORMATS
+    from compactvideo.export import (
+        CIRCULANT_MODES,
+        DEFAULT_OPSET,
+        DEFAULT_TOLERANCE,
+        FORMATS,
+        INT8_ONNX_TOLERANCE,
+    )
 
     parser = commands.add_parser(
         "export", help="export a checkpoint to ONNX or torch.export .pt2, verified against PyTorch"
     )
-    parser.add_argument("checkpoint", type=Path, help="a float checkpoint (written by train or compress)")
+    parser.add_argument("checkpoint", type=Path, help="a checkpoint (written by train, compress or quantize)")
     parser.add_argument("--format", choices=FORMATS, default="onnx")
     parser.add_argument("--out", required=True, type=Path, help="the file to write (.onnx or .pt2)")
     parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, help="ONNX opset (DFT needs >= 17)")
@@ -69,19 +77,23 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--tolerance",
         type=float,
-        default=DEFAULT_TOLERANCE,
-        help="largest max-abs difference from PyTorch's outputs accepted",
+        help=f"largest max-abs difference from PyTorch's outputs accepted (default {DEFAULT_TOLERANCE:g}; "
+        f"{INT8_ONNX_TOLERANCE:g} for an int8 checkpoint to ONNX)",
     )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.set_defaults(run=_run_export)
 
     parser = commands.add_parser(
-        "quantize", help="dynamic int8 quantization of a checkpoint's dense Linear layers"
+        "quantize",
+        help="dynamic int8 quantization of a checkpoint's dense Linear layers (torchao), or of an ONNX "
+        "file's matrix products (onnxruntime)",
     )
-    parser.add_argument("checkpoint", type=Path, help="a float checkpoint")
-    parser.add_argument("--out", required=True, type=Path, help="the quantized checkpoint to write")
+    parser.add_argument("checkpoint", type=Path, help="a float checkpoint, or an exported .onnx file")
     parser.add_argument(
-        "--valid", metavar="GLOB", help="report GAP (or accuracy) before and after on this data"
+        "--out", required=True, type=Path, help="the quantized checkpoint (or .onnx) to write"
+    )
+    parser.add_argument(
+        "--valid", metavar="GLOB", help="report GAP (or accuracy) before and after on this data (checkpoints)"
     )
     parser.add_argument("--batch-size", type=int, default=64, help="evaluation batch size")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")

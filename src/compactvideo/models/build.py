@@ -4,8 +4,8 @@
 for compressed or quantized models: the family's builder makes the float architecture, the layers
 listed in ``config.tucker`` are replaced by their Tucker factorisations, and ``config.quantization``
 makes the dense linear layers int8 (:func:`compactvideo.nn.quantized.quantize_model`). A checkpoint's
-weights therefore load into ``build_model(config_from_checkpoint(checkpoint))``; :func:`load_model` does
-both.
+weights therefore load into ``build_model(config_from_checkpoint(checkpoint))`` (int8 ones through
+:func:`compactvideo.nn.quantized.load_int8_state_dict`); :func:`load_model` does both.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from compactvideo.errors import ConfigError
 from compactvideo.models.config import TuckerLayer, from_dict
 from compactvideo.models.family import family_of
 from compactvideo.models.presets import PRESETS
-from compactvideo.nn.quantized import quantize_model
+from compactvideo.nn.quantized import QuantizeError, int8_state_dict, load_int8_state_dict, quantize_model
 from compactvideo.nn.tucker import TuckerRankError, tucker_like
 
 
@@ -103,6 +103,28 @@ def _format_1_config(checkpoint: dict[str, Any]) -> dict[str, Any]:
     return config
 
 
+_PACKED = "._packed_params._packed_params"
+
+
+def _format_1_int8_state_dict(state: dict[str, Any], config: Any) -> dict[str, torch.Tensor]:
+    """A format-1 int8 state dict (``torch.ao`` dynamic Linear layers: one scale per layer, weight and bias
+    packed together) in format 2's int8 form: the packed weights dequantized into the float model, which
+    torchao then quantizes with a scale per output row (:func:`compactvideo.nn.quantized.quantize_model`).
+    The int8 values may differ from the old ones; the float weights they approximate are the same."""
+    layers = [key.removesuffix(_PACKED) for key in state if key.endswith(_PACKED)]
+    packing = (_PACKED, "._packed_params.dtype", ".scale", ".zero_point")
+    dropped = {f"{layer}{suffix}" for layer in layers for suffix in packing}
+    unpacked = {key: value for key, value in state.items() if key not in dropped}
+    for layer in layers:
+        weight, bias = state[f"{layer}{_PACKED}"]
+        unpacked[f"{layer}.weight"] = weight.dequantize()
+        if bias is not None:
+            unpacked[f"{layer}.bias"] = bias.detach()
+    float_model = build_model(dataclasses.replace(config, quantization=None))
+    float_model.load_state_dict(unpacked)
+    return int8_state_dict(quantize_model(float_model))
+
+
 def config_from_checkpoint(checkpoint: dict[str, Any]) -> Any:
     """The config of a checkpoint read by :func:`compactvideo.checkpoint.load_checkpoint` (any format)."""
     if checkpoint.get("format_version") == 1:
@@ -120,9 +142,15 @@ def model_from_checkpoint(
 ) -> nn.Module:
     """:func:`load_model` for a checkpoint already read (``path`` names it in errors)."""
     model = build_model(config_from_checkpoint(checkpoint))
+    state = checkpoint["state_dict"]
     try:
-        model.load_state_dict(checkpoint["state_dict"])
-    except RuntimeError as error:
+        if model.config.quantization is None:
+            model.load_state_dict(state)
+        else:
+            if checkpoint.get("format_version") == 1:
+                state = _format_1_int8_state_dict(state, model.config)
+            load_int8_state_dict(model, state)
+    except (RuntimeError, QuantizeError) as error:
         raise CheckpointError(
             f"{path}: the weights do not fit the model its config describes: {error}"
         ) from error

@@ -1,4 +1,5 @@
-"""Named model configurations: every row of Araujo et al.'s tables, and small models for demos and tests.
+"""Named model configurations: every row of Araujo et al.'s tables, the same model with every compact layer
+at once, and small models for demos and tests.
 
 ``PAPER_PARAMETERS`` holds each paper row's published parameter count, counted the authors' way
 (trainable parameters plus batch-norm moving mean and variance); the presets reproduce them exactly.
@@ -44,6 +45,14 @@ PAPER_PRESETS = {
     "paper-netfv-compact-fc": _paper(replace(_NETFV, fc=CIRCULANT)),
 }
 
+# Every compact layer of the paper at once (not a row of its tables): circulant DBoF projection, circulant
+# FC and the compact MoE (circulant gates and experts, no context gating).
+_DBOF_COMPACT = replace(_DBOF, projection=CIRCULANT, fc=CIRCULANT)
+COMPACT_PRESETS = {
+    "paper-video-compact-all": _paper(_DBOF_COMPACT, ("rgb",), _COMPACT_MOE),
+    "paper-compact-all": _paper(_DBOF_COMPACT, head=_COMPACT_MOE),
+}
+
 PAPER_PARAMETERS = {
     "paper-video-dense": 45_359_764,
     "paper-video-compact-dbof": 36_987_540,
@@ -70,6 +79,12 @@ _SMALL_NETFV = EmbeddingConfig(kind="netfv", clusters=8, samples=4)
 SMALL_PRESETS = {
     "small-dbof-dense": _small(_SMALL_DBOF),
     "small-dbof-circulant": _small(replace(_SMALL_DBOF, fc=CIRCULANT)),
+    "small-dbof-compact-all": replace(
+        _small(replace(_SMALL_DBOF, projection=CIRCULANT, fc=CIRCULANT)),
+        head=HeadConfig(
+            kind="moe", mixtures=2, gates=CIRCULANT_ONLY, experts=CIRCULANT_ONLY, context_gating=False
+        ),
+    ),
     "small-netvlad-dense": _small(_SMALL_NETVLAD),
     "small-netvlad-circulant": _small(replace(_SMALL_NETVLAD, fc=CIRCULANT)),
     "small-netfv-dense": _small(_SMALL_NETFV),
@@ -86,4 +101,4 @@ CLIP_PRESETS = {
     "c3d-small": ClipConfig(arch="c3d", num_classes=2, in_channels=3, frames=8, height=32, width=32),
 }
 
-PRESETS = {**PAPER_PRESETS, **SMALL_PRESETS, **CLIP_PRESETS}
+PRESETS = {**PAPER_PRESETS, **COMPACT_PRESETS, **SMALL_PRESETS, **CLIP_PRESETS}

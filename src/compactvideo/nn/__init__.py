@@ -3,7 +3,7 @@
 - :class:`CirculantLinear`, :class:`BlockCirculantLinear`: circulant projections computed with FFTs;
 - :func:`make_linear` with a :class:`Projection`: the one switch between dense and circulant layers;
 - :class:`TuckerConv`, :class:`TuckerLinear`: Tucker-2 factorised convolutions and linear maps;
-- :func:`quantize_model`: dynamic int8 dense linear layers.
+- :func:`quantize_model`: dynamic int8 dense linear layers (torchao).
 """
 
 from compactvideo.nn.circulant import BlockCirculantLinear, CirculantLinear, circulant_matrix

@@ -39,32 +39,34 @@ def _fft_dtype(x: torch.Tensor) -> torch.dtype:
 class _CircularConvolution(torch.autograd.Function):
     r"""y = circ(c) z = irfft(rfft(c) * rfft(z)), with gradients written as circular correlations.
 
-    With G = rfft(dL/dy): dL/dz = circ(c)^T g = irfft(conj(rfft(c)) * G) and
-    dL/dc = sum over rows of irfft(conj(rfft(z)) * G) (Cheng et al. 2015, sec. 3.2). That is one rfft
-    and two irffts; autograd's own backward of rfft takes a complex FFT of full length instead.
+    With Z = rfft(z), S = rfft(c) and G = rfft(dL/dy): dL/dz = circ(c)^T g = irfft(conj(S) * G) and
+    dL/dc = sum over rows of irfft(conj(Z) * G) (Cheng et al. 2015, sec. 3.2). The forward keeps the
+    spectra Z and S for the backward, so a forward and backward pass take four full-size transforms
+    (rfft z, irfft y; rfft g, irfft dL/dz) where recomputing Z would take five; autograd's own
+    backward of rfft takes a complex FFT of full length instead. Sums over broadcast dimensions run in
+    the frequency domain, before the inverse transform, so a [..., 1, n] input shared by all blocks
+    costs one inverse transform, not one per block.
     ``z`` is [..., blocks or 1, n] and ``columns`` [blocks, n]; leading dimensions broadcast.
     """
 
     @staticmethod
-    def forward(z: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
-        return torch.fft.irfft(torch.fft.rfft(z) * torch.fft.rfft(columns), n=z.shape[-1])
-
-    @staticmethod
-    def setup_context(ctx, inputs, output) -> None:
-        z, columns = inputs
-        ctx.save_for_backward(z, columns)
+    def forward(ctx, z: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
+        spectrum, column_spectrum = torch.fft.rfft(z), torch.fft.rfft(columns)
+        ctx.save_for_backward(spectrum, column_spectrum)
+        ctx.n = z.shape[-1]
+        return torch.fft.irfft(spectrum * column_spectrum, n=ctx.n)
 
     @staticmethod
     def backward(ctx, grad_output: torch.Tensor):
-        z, columns = ctx.saved_tensors
-        n = z.shape[-1]
+        spectrum, column_spectrum = ctx.saved_tensors
         spectrum_grad = torch.fft.rfft(grad_output)
         grad_z = grad_columns = None
         if ctx.needs_input_grad[0]:
-            grad_z = torch.fft.irfft(spectrum_grad * torch.fft.rfft(columns).conj(), n=n).sum_to_size(z.shape)
+            grad_spectrum = (spectrum_grad * column_spectrum.conj()).sum_to_size(spectrum.shape)
+            grad_z = torch.fft.irfft(grad_spectrum, n=ctx.n)
         if ctx.needs_input_grad[1]:
-            cross = (spectrum_grad * torch.fft.rfft(z).conj()).sum_to_size(*columns.shape[:-1], n // 2 + 1)
-            grad_columns = torch.fft.irfft(cross, n=n)
+            cross = (spectrum_grad * spectrum.conj()).sum_to_size(column_spectrum.shape)
+            grad_columns = torch.fft.irfft(cross, n=ctx.n)
         return grad_z, grad_columns
 
 
@@ -182,9 +184,10 @@ class CirculantLinear(nn.Module):
         )
 
     def _column_spectra(self, dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
-        """rfft of each factor's circulant columns, one [blocks, n // 2 + 1] tensor per factor; cached in
-        eval mode. One transform per factor (rather than slicing one complex tensor) keeps exported
-        graphs free of complex indexing, which ONNX cannot express."""
+        """rfft(c) / n of each factor's circulant columns, one [blocks, n // 2 + 1] tensor per factor;
+        cached in eval mode. The 1/n of the inverse transform is folded in here, once, rather than
+        applied to every output. One transform per factor (rather than slicing one complex tensor)
+        keeps exported graphs free of complex indexing, which ONNX cannot express."""
         if self.training or torch.compiler.is_compiling():
             return self._spectra(dtype)
         key = (tensor_version(self.columns), self.columns.data_ptr(), self.columns.device, dtype)
@@ -193,7 +196,8 @@ class CirculantLinear(nn.Module):
         return self._spectrum_cache[1]
 
     def _spectra(self, dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
-        return tuple(torch.fft.rfft(self.columns[:, k].to(dtype)) for k in range(self.factors))
+        n = self.in_features
+        return tuple(torch.fft.rfft(self.columns[:, k].to(dtype)) / n for k in range(self.factors))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] != self.in_features:
@@ -201,17 +205,25 @@ class CirculantLinear(nn.Module):
                 f"expected last dimension {self.in_features}, got input of shape {tuple(x.shape)}"
             )
         dtype = _fft_dtype(x)
-        n = self.in_features
         differentiable = torch.is_grad_enabled() and not torch.compiler.is_compiling()
         spectra = None if differentiable else self._column_spectra(dtype)
-        z = x.to(dtype).unsqueeze(-2)  # [..., 1, n], broadcast over blocks
+        # [..., 1, n]: every block's product starts from the same x, so a factor without a diagonal
+        # transforms x once for all blocks; from the first diagonal on, z is [..., blocks, n] and each
+        # factor is one batched rfft and one batched irfft over all blocks and rows.
+        z = x.to(dtype).unsqueeze(-2)
         for k in range(self.factors):
             if self.diagonals is not None:
                 z = z * self.diagonals[:, k].to(dtype)
             if differentiable:
                 z = _CircularConvolution.apply(z, self.columns[:, k].to(dtype))
-            else:
-                z = torch.fft.irfft(torch.fft.rfft(z) * spectra[k], n=n)
+                continue
+            # Inference: z is replaced by its spectrum, multiplied in place where the shapes allow, so
+            # that at most two [..., blocks, n] tensors are alive at once (on CPU, freshly allocated
+            # large tensors cost page faults). The 1/n is in the cached spectra: the inverse
+            # transform is left unscaled.
+            z = torch.fft.rfft(z)
+            z = z.mul_(spectra[k]) if z.shape[-2] == self.blocks else z * spectra[k]
+            z = torch.fft.irfft(z, n=self.in_features, norm="forward")
         y = z.flatten(-2)[..., : self.out_features]
         if self.bias is not None:
             y = y + self.bias.to(dtype)

