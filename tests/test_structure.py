@@ -28,7 +28,17 @@ def test_no_module_shadows_a_standard_library_module():
 
 # DESIGN.md's layers, bottom up: a module may import its own layer and those below, never one above.
 LAYERS = (
-    ("compactvideo", "errors", "paths", "metrics", "checkpoint", "distributed", "_torch_compat", "precision"),
+    (
+        "compactvideo",
+        "errors",
+        "paths",
+        "progress",
+        "metrics",
+        "checkpoint",
+        "distributed",
+        "_torch_compat",
+        "precision",
+    ),
     ("nn", "data", "tasks", "profiling"),
     ("models",),
     ("compress",),

@@ -35,7 +35,6 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from compactvideo.checkpoint import load_checkpoint
 from compactvideo.data.batching import CountedBatches
@@ -45,6 +44,7 @@ from compactvideo.distributed import DistributedContext
 from compactvideo.errors import CompactVideoError, CompactVideoWarning, check_at_least
 from compactvideo.loaders import LoaderOptions, make_loader
 from compactvideo.models import model_from_checkpoint, override_data, task_for
+from compactvideo.progress import progress_bar
 from compactvideo.tasks import MultiLabelTask, Task
 
 
@@ -96,7 +96,7 @@ def evaluate_loader(
     batches = CountedBatches(loader.loader if isinstance(loader, CountedBatches) else loader)
     model.eval()
     metrics = task.metrics()
-    for batch in tqdm(batches, desc="evaluating", unit="batch", leave=False, disable=not context.is_main):
+    for batch in progress_bar(batches, desc="evaluating", unit="batch", leave=False, show=context.is_main):
         metrics.update(model_outputs(model, task, batch, context.device), batch)
         check_alone(batches.read_stats, context, max_skipped)
     parts = context.gather(metrics)
@@ -172,7 +172,7 @@ def predict(
     data = data or LoaderOptions()
     loader = make_loader(config, pattern, data, batch_size, training=False, context=context, seed=seed)
     rows = []
-    for batch in tqdm(loader, desc="predicting", unit="batch", leave=False, disable=not context.is_main):
+    for batch in progress_bar(loader, desc="predicting", unit="batch", leave=False, show=context.is_main):
         probabilities = model_outputs(model, task, batch, context.device).float().cpu().numpy()
         k = min(top_k, probabilities.shape[1])
         top = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]

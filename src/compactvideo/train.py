@@ -67,7 +67,6 @@ from typing import Any
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from compactvideo._torch_compat import foreach_mul_, foreach_norm
 from compactvideo.checkpoint import load_checkpoint, load_latest_checkpoint, save_checkpoint
@@ -86,6 +85,7 @@ from compactvideo.models import (
     task_for,
 )
 from compactvideo.precision import Precision, check_precision
+from compactvideo.progress import progress_bar
 from compactvideo.tasks import Task, headline_metric
 
 BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
@@ -471,7 +471,7 @@ def train(
         progress.epoch += 1
 
     budget = options.max_examples if options.max_examples is not None else math.inf
-    bar = tqdm(total=options.max_examples, initial=progress.examples, unit="ex", disable=not context.is_main)
+    bar = progress_bar(total=options.max_examples, initial=progress.examples, unit="ex", show=context.is_main)
     started, examples_at_start = time.perf_counter(), progress.examples
 
     def training_seconds() -> float:

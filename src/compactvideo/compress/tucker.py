@@ -33,12 +33,12 @@ import tensorly as tl
 import torch
 from tensorly.decomposition import partial_tucker
 from torch import nn
-from tqdm.auto import tqdm
 
 from compactvideo.compress.vbmf import vbmf_rank
 from compactvideo.errors import CompactVideoError
 from compactvideo.models import TuckerLayer, example_inputs
 from compactvideo.nn.tucker import TuckerConv, TuckerLinear, TuckerRankError, plain_path
+from compactvideo.progress import progress_bar
 
 RankSpec = str | float | tuple[int, int]
 _CONV_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
@@ -329,7 +329,7 @@ def compress_model(
         selected = [name for name in selected if name in ranks]
     actions: dict[str, tuple[tuple[int, int], str]] = {}
     factored_layers = []
-    for name in tqdm(selected, desc="tucker", leave=False):
+    for name in progress_bar(selected, desc="tucker", leave=False):
         layer = model.get_submodule(name)
         factored = tucker_decompose(
             layer, ranks[name] if isinstance(ranks, Mapping) else ranks, weaken, min_rank

@@ -39,10 +39,10 @@ import av
 import numpy as np
 import torch
 from torch.utils.data import Dataset
-from tqdm.auto import tqdm
 
 from compactvideo.errors import CompactVideoError
 from compactvideo.paths import contained_path
+from compactvideo.progress import progress_bar
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
@@ -300,7 +300,7 @@ class ClipBatches(Dataset):
 
 def preload(dataset: ClipDataset) -> None:
     """Decode every clip of ``dataset`` once (into its cache), with a progress bar."""
-    for index in tqdm(range(len(dataset)), desc="decoding clips", unit="clip", leave=False):
+    for index in progress_bar(range(len(dataset)), desc="decoding clips", unit="clip", leave=False):
         dataset.decoded(index)
 
 

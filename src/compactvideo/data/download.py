@@ -48,10 +48,9 @@ from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
-from tqdm.auto import tqdm
-
 from compactvideo.errors import CompactVideoError
 from compactvideo.paths import UnsafePathError, check_file_name, contained_path
+from compactvideo.progress import ProgressBar, progress_bar
 
 PLAN_HOST = "data.yt8m.org"
 MIRRORS = ("us", "eu", "asia")
@@ -263,7 +262,7 @@ class Downloader:
         self._with_retries(url, transfer)
         return body.getvalue()
 
-    def fetch_file(self, url: str, destination: Path, md5: str, progress: tqdm | None = None) -> int:
+    def fetch_file(self, url: str, destination: Path, md5: str, progress: ProgressBar | None = None) -> int:
         """Download ``url`` to ``destination`` (resuming ``.part``), verify ``md5``; return its size.
 
         ``destination`` and its ``.part`` must already be known to lie where the caller means to write
@@ -320,7 +319,7 @@ class Downloader:
         )
         return self._open(url, headers)
 
-    def _transfer(self, url: str, part: Path, progress: tqdm | None) -> None:
+    def _transfer(self, url: str, part: Path, progress: ProgressBar | None) -> None:
         """Append the rest of ``url`` to ``part`` (an HTTP Range request from the size it has)."""
         have = part.stat().st_size if part.exists() else 0
         try:
@@ -343,7 +342,7 @@ def _no_https_answer(url: str, error: urllib.error.URLError) -> bool:
     )
 
 
-def _copy(response: Any, sink: BinaryIO, progress: tqdm | None) -> None:
+def _copy(response: Any, sink: BinaryIO, progress: ProgressBar | None) -> None:
     """Write ``response``'s body to ``sink``; a body shorter than its Content-Length is an error."""
     received = 0
     while block := response.read(CHUNK):
@@ -404,7 +403,9 @@ def download_partition(
         part.write_bytes(text)
         os.replace(part, cache)
     report = DownloadReport()
-    with tqdm(total=None, unit="B", unit_scale=True, desc=f"{parsed} {shard}/{num_shards}") as progress:
+    with progress_bar(
+        total=None, unit="B", unit_scale=True, desc=f"{parsed} {shard}/{num_shards}"
+    ) as progress:
         for index, (name, destination) in enumerate(destinations.items()):
             if any(path.exists() and md5_of(path) == files[name] for path in (destination, out / name)):
                 report.skipped.append(name)

@@ -12,10 +12,10 @@ from collections import Counter
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from compactvideo.data.damage import ReadStats
 from compactvideo.data.yt8m import FrameRecord, read_records
+from compactvideo.progress import progress_bar
 
 FRAME_BINS = (1, 30, 60, 120, 180, 240, 300, 301)
 
@@ -38,7 +38,7 @@ def inspect_records(
     segment_videos = segments = 0
     stats = ReadStats()
     levels: dict[str, set[str]] = {}
-    for path in tqdm(paths, desc="inspecting", unit="file", leave=False):
+    for path in progress_bar(paths, desc="inspecting", unit="file", leave=False):
         file_levels = levels.setdefault(str(path), set())
         records = read_records([path], skip_corrupt=True, stats=stats, warn=False, max_skipped=max_skipped)
         for record in records:

@@ -38,7 +38,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from compactvideo.data.yt8m import (
     AUDIO_SIZE,
@@ -50,6 +49,7 @@ from compactvideo.data.yt8m import (
     write_records,
 )
 from compactvideo.errors import CompactVideoError
+from compactvideo.progress import progress_bar
 
 MAX_LABELS = 6
 BACKGROUND_STD, STYLE_STD, PROTOTYPE_SCALE = 0.35, 0.15, 6.0
@@ -191,7 +191,7 @@ def synthesize(
     records = synthetic_records(
         videos, classes, level, seed, difficulty, max_frames, prefix, vocabulary_seed, min_frames
     )
-    records = iter(tqdm(records, total=videos, desc=f"writing {out_dir}", unit="video", leave=False))
+    records = iter(progress_bar(records, total=videos, desc=f"writing {out_dir}", unit="video", leave=False))
     paths = []
     for shard in range(shards):
         count = videos // shards + (shard < videos % shards)

@@ -39,9 +39,9 @@ from typing import Any
 
 import av
 import numpy as np
-from tqdm.auto import tqdm
 
 from compactvideo.data.clips import DEPTH_TAG, ClipError
+from compactvideo.progress import progress_bar
 
 FPS = 18
 RACKET_DEPTH = 0.9
@@ -212,7 +212,7 @@ def synthesize_clips(
         "videos": [],
     }
     jobs = [(label, index) for index in range(videos_per_class) for label in range(classes)]
-    for label, index in tqdm(jobs, desc="synthesising clips", unit="video", leave=False):
+    for label, index in progress_bar(jobs, desc="synthesising clips", unit="video", leave=False):
         name = names[label]
         folder = out_dir / name
         folder.mkdir(parents=True, exist_ok=True)

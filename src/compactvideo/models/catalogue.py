@@ -9,13 +9,13 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
 from compactvideo.errors import ConfigError
 from compactvideo.models.build import build_model
 from compactvideo.models.family import example_inputs
 from compactvideo.models.presets import PAPER_PARAMETERS, PRESETS
 from compactvideo.profiling import count_flops, count_parameters, megabytes
+from compactvideo.progress import progress_bar
 
 
 def describe_preset(name: str, frames: int = 300) -> dict[str, Any]:
@@ -40,7 +40,7 @@ def describe_presets(frames: int = 300, names: list[str] | None = None) -> list[
     if unknown:
         raise ConfigError(f"unknown presets {unknown}; known: {', '.join(PRESETS)}")
     chosen = names or list(PRESETS)
-    return [describe_preset(name, frames) for name in tqdm(chosen, desc="presets", leave=False)]
+    return [describe_preset(name, frames) for name in progress_bar(chosen, desc="presets", leave=False)]
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
