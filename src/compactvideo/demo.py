@@ -105,14 +105,11 @@ def _local():
     return DistributedContext(torch.device("cpu"))
 
 
-def run_model(name: str, out: Path, options: DemoOptions, train_pattern: str, valid_pattern: str) -> dict:
-    """Train (or resume, or reuse) one demo model and measure it; the row is saved as result.json."""
-    run_dir = out / name
-    result_file = run_dir / "result.json"
-    if result_file.exists():
-        return json.loads(result_file.read_text())
-    config = resolve_model_spec(name, num_classes=options.classes)
-    train_options = TrainOptions(
+def train_options(options: DemoOptions) -> TrainOptions:
+    """The demo's training budget for one model: ``examples`` examples of Adam at ``learning_rate``,
+    multiplied by ``lr_decay`` ``lr_decays`` times at equal intervals (staircase), ``validations``
+    validations (the best weights are kept), seeded by ``seed`` (data order and initialisation)."""
+    return TrainOptions(
         batch_size=options.batch_size,
         learning_rate=options.learning_rate,
         lr_decay=options.lr_decay,
@@ -124,10 +121,20 @@ def run_model(name: str, out: Path, options: DemoOptions, train_pattern: str, va
         checkpoint_every=50,
         data=LoaderOptions(max_frames=options.max_frames, shuffle_buffer=2048),
     )
+
+
+def run_model(name: str, out: Path, options: DemoOptions, train_pattern: str, valid_pattern: str) -> dict:
+    """Train (or resume, or reuse) one demo model and measure it; the row is saved as result.json."""
+    run_dir = out / name
+    result_file = run_dir / "result.json"
+    if result_file.exists():
+        return json.loads(result_file.read_text())
+    config = resolve_model_spec(name, num_classes=options.classes)
+    budget = train_options(options)
     resume = (run_dir / "checkpoint.pt").exists()
-    summary = train(config, train_pattern, run_dir, train_options, valid_pattern, resume=resume)
+    summary = train(config, train_pattern, run_dir, budget, valid_pattern, resume=resume)
     best = run_dir / "best.pt"
-    metrics = evaluate(best, valid_pattern, options.batch_size, train_options.data)
+    metrics = evaluate(best, valid_pattern, options.batch_size, budget.data)
     parameters = count_parameters(build_model(config), convention="paper")
     row = {
         "model": name,
