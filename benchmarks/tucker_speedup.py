@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import statistics
 from pathlib import Path
 
 import torch
@@ -30,7 +29,7 @@ from torch import nn
 from compactvideo.compress.tucker import compress_model, paper_flops
 from compactvideo.models import build_model
 from compactvideo.nn.tucker import TuckerConv, fast_conv, plain_path
-from compactvideo.profile import describe_machine, measure_latency
+from compactvideo.profile import describe_machine, measure_interleaved
 
 FIXTURE = Path(__file__).resolve().parents[1] / ".." / "shared" / "fixtures" / "thetis_net2_state_dict.pt"
 PAPER_RANKS = {"c1": (2, 2), "c2": (3, 2), "l1": (7, 4), "l2": (1, 1)}
@@ -57,13 +56,9 @@ def with_onednn_convs(model: nn.Module) -> nn.Module:
 
 
 def time_interleaved(variants: dict[str, callable], rounds: int, repeats: int) -> dict[str, float]:
-    """Median ms per variant over ``rounds`` interleaved rounds of ``repeats`` calls each."""
-    times: dict[str, list[float]] = {name: [] for name in variants}
+    """Median ms per variant over ``rounds`` interleaved rounds of ``repeats`` calls each, autograd off."""
     with torch.no_grad():
-        for _ in range(rounds):
-            for name, fn in variants.items():
-                times[name].append(measure_latency(fn, warmup=1, repeats=repeats).median_ms)
-    return {name: statistics.median(values) for name, values in times.items()}
+        return measure_interleaved(variants, rounds, repeats)
 
 
 def print_rows(title: str, times: dict[str, float], baseline: str, theoretical: float, target: float) -> None:

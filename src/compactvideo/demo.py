@@ -27,7 +27,7 @@ from compactvideo.checkpoint import load_trained_model
 from compactvideo.evaluate import evaluate
 from compactvideo.loaders import LoaderOptions, make_loader
 from compactvideo.models import build_model, resolve_model_spec
-from compactvideo.profile import count_parameters, measure_latency, megabytes
+from compactvideo.profile import count_parameters, measure_latency, megabytes, torch_threads
 from compactvideo.train import TrainOptions, train
 
 DEMO_MODELS = (
@@ -90,13 +90,8 @@ def inference_ms_per_video(checkpoint: Path, valid_pattern: str) -> float:
     loader = make_loader(model.config, valid_pattern, LoaderOptions(), 1, training=False, context=_local())
     batch = next(iter(loader))
     inputs = (batch["rgb"], batch["audio"], batch["num_frames"])
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with torch.no_grad():
-            return measure_latency(lambda: model(*inputs), warmup=2, repeats=10).median_ms
-    finally:
-        torch.set_num_threads(threads)
+    with torch_threads(1), torch.no_grad():
+        return measure_latency(lambda: model(*inputs), warmup=2, repeats=10).median_ms
 
 
 def _local():

@@ -18,7 +18,17 @@ from compactvideo import __version__
 from compactvideo.errors import CompactVideoError
 
 # The command modules, in the order `compactvideo --help` lists them.
-COMMAND_MODULES = ("demo", "data", "models", "train", "evaluate", "compress", "profile", "export")
+COMMAND_MODULES = (
+    "demo",
+    "data",
+    "models",
+    "train",
+    "evaluate",
+    "compress",
+    "profile",
+    "export",
+    "reproduce",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
