@@ -49,9 +49,9 @@ def measure_speed(
     sizes: Sequence[int] = SIZES, batches: Sequence[int] = BATCHES, repeats: int = 7
 ) -> list[dict[str, Any]]:
     """Median milliseconds of ``nn.Linear(n, n)`` and ``CirculantLinear(n, n)`` (one learned factor),
-    forward (autograd off) and forward+backward, on one thread: one dict ``{n, batch, layer, pass, ms}``
-    per case. Cases with n^2 x batch >= 2^30 run ``repeats // 3`` (at least 2) timed calls after one
-    warm-up instead of ``repeats`` after two, which bounds the largest dense case to a few calls."""
+    forward (autograd off) and forward+backward, on one thread, each after two warm-up calls: one dict
+    ``{n, batch, layer, pass, ms}`` per case. Cases with n^2 x batch >= 2^30 are timed ``repeats // 2``
+    times (at least 3), which bounds the largest dense case (n = 2^14, batch 256: seconds a call)."""
     measurements = []
     torch.manual_seed(0)
     with torch_threads(1):
@@ -66,10 +66,7 @@ def measure_speed(
                     variants[(name, "forward")] = forward
                     variants[(name, "forward+backward")] = forward_backward
                 times = measure_interleaved(
-                    variants,
-                    rounds=1,
-                    repeats=max(2, repeats // 3) if large else repeats,
-                    warmup=1 if large else 2,
+                    variants, rounds=1, repeats=max(3, repeats // 2) if large else repeats, warmup=2
                 )
                 measurements += [
                     {"n": n, "batch": batch, "layer": layer, "pass": kind, "ms": ms}

@@ -92,9 +92,9 @@ def weights_against_gap(
 
 
 def speed_curves(measurements: Sequence[Mapping[str, Any]], path: Path, title: str) -> None:
-    """One panel per batch size: milliseconds against n for every (layer, pass), log-log, with dashed
-    reference lines c n^2 (through the dense layer's first point) and c n log n (through the circulant
-    layer's first point) for the forward+backward pass."""
+    """One panel per batch size: milliseconds against n for every (layer, pass), log-log, with dotted
+    reference lines c n^2 and c n log n through the forward+backward time of the dense and the
+    circulant layer at the largest n (where fixed per-call costs matter least)."""
     plt = _pyplot()
     batches = sorted({m["batch"] for m in measurements})
     figure, panels = plt.subplots(1, len(batches), figsize=(5.4 * len(batches), 4.4), squeeze=False)
@@ -122,9 +122,9 @@ def speed_curves(measurements: Sequence[Mapping[str, Any]], path: Path, title: s
             )
             if points:
                 sizes = np.array([n for n, _ in points], dtype=float)
-                scale = points[0][1] / law(sizes[0])
+                scale = points[-1][1] / law(sizes[-1])
                 axes.plot(sizes, scale * np.array([law(n) for n in sizes]), ":", color="0.5", linewidth=1)
-                axes.annotate(name, (sizes[-1], scale * law(sizes[-1])), fontsize=8, color="0.4")
+                axes.annotate(name, (sizes[0], scale * law(sizes[0])), fontsize=8, color="0.4")
         axes.set_xscale("log", base=2)
         axes.set_yscale("log")
         axes.set_xlabel("n (n x n layer)")

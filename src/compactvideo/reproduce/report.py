@@ -34,7 +34,9 @@ def format_value(value: float | None, unit: str, signed: bool = False) -> str:
     if value is None:
         return "-"
     text = FORMATS.get(unit, "{:.4g}").format(value)
-    return f"+{text}" if signed and value > 0 else text
+    if text.startswith("-") and not text.strip("-0.,"):
+        text = text[1:]  # a negative number that rounds to zero
+    return f"+{text}" if signed and value > 0 and text.strip("0.,") else text
 
 
 def _ours(row: Row) -> str:
