@@ -17,6 +17,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 import torch
@@ -31,7 +32,7 @@ from compactvideo.nn.linear import Projection
 from compactvideo.profile import count_parameters, measure_interleaved, megabytes, torch_threads
 from compactvideo.reproduce import figures
 from compactvideo.reproduce.experiment import Context, Experiment, Job
-from compactvideo.reproduce.gap import Entry, frame_jobs, gap_rows, plot_gap_curves, seed_gaps
+from compactvideo.reproduce.gap import Entry, compare, frame_jobs, gap_rows, plot_gap_curves, seed_gaps
 from compactvideo.reproduce.plan import paper_training
 from compactvideo.reproduce.results import Row, SeedStats
 from compactvideo.tasks import task_for
@@ -393,13 +394,6 @@ DIAGONAL = [
 ]
 
 
-def diagonal_rows(context: Context) -> list[Row]:
-    plot_gap_curves(
-        PAPER, "diagonal", DIAGONAL, context, "Circulant FC: learned, fixed +-1 or no diagonal (DBoF)"
-    )
-    return gap_rows(PAPER, "diagonal", DIAGONAL, context)
-
-
 # ---------------------------------------------------------------------------------------------- pooling
 
 POOLING = [
@@ -407,11 +401,6 @@ POOLING = [
     Entry("mean pooling", "dbof-mean", 0.855),
     Entry("max pooling", "dbof-max", 0.852),
 ]
-
-
-def pooling_rows(context: Context) -> list[Row]:
-    plot_gap_curves(PAPER, "pooling", POOLING, context, "DBoF pooling: robust, mean, max (dense FC)")
-    return gap_rows(PAPER, "pooling", POOLING, context)
 
 
 # -------------------------------------------------------------------------------------------- benchmark
@@ -506,7 +495,9 @@ EXPERIMENTS = [
         "diagonal",
         "Figure: learned diagonal against a fixed random +-1 diagonal (Cheng et al.) and none",
         demo_minutes=6,
-        rows=diagonal_rows,
+        rows=partial(
+            compare, PAPER, "diagonal", DIAGONAL, "Circulant FC: learned, fixed +-1 or no diagonal (DBoF)"
+        ),
         jobs=_jobs(*(entry.model for entry in DIAGONAL)),
         figure=True,
         notes=(
@@ -520,7 +511,7 @@ EXPERIMENTS = [
         "pooling",
         "Figure: robust DBoF pooling against mean and max pooling",
         demo_minutes=6,
-        rows=pooling_rows,
+        rows=partial(compare, PAPER, "pooling", POOLING, "DBoF pooling: robust, mean, max (dense FC)"),
         jobs=_jobs(*(entry.model for entry in POOLING)),
         figure=True,
         notes=(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -23,7 +24,7 @@ from compactvideo.profile import measure_interleaved, torch_threads
 from compactvideo.reproduce import figures
 from compactvideo.reproduce.araujo2018 import model_config
 from compactvideo.reproduce.experiment import Context, Experiment
-from compactvideo.reproduce.gap import Entry, frame_jobs, gap_rows, plot_gap_curves
+from compactvideo.reproduce.gap import Entry, compare, frame_jobs
 from compactvideo.reproduce.results import Row
 
 PAPER = "cheng2015"
@@ -125,13 +126,6 @@ DIAGONAL = [
 ]
 
 
-def diagonal_rows(context: Context) -> list[Row]:
-    plot_gap_curves(
-        PAPER, "diagonal", DIAGONAL, context, "The random sign flip's effect (DBoF, circulant FC)"
-    )
-    return gap_rows(PAPER, "diagonal", DIAGONAL, context)
-
-
 EXPERIMENTS = [
     Experiment(
         PAPER,
@@ -151,7 +145,9 @@ EXPERIMENTS = [
         "diagonal",
         "The random sign flip's effect on accuracy (the task of araujo2018 diagonal)",
         demo_minutes=6,
-        rows=diagonal_rows,
+        rows=partial(
+            compare, PAPER, "diagonal", DIAGONAL, "The random sign flip's effect (DBoF, circulant FC)"
+        ),
         jobs=lambda context: frame_jobs([entry.model for entry in DIAGONAL], model_config, context),
         figure=True,
         notes=(

@@ -132,3 +132,9 @@ def plot_gap_curves(
     }
     published = {entry.label: entry.published for entry in entries}
     figures.gap_curves(curves, published, context.figure_path(paper, experiment), title)
+
+
+def compare(paper: str, experiment: str, entries: Sequence[Entry], title: str, context: Context) -> list[Row]:
+    """A GAP experiment's rows (:func:`gap_rows`) and its curves (:func:`plot_gap_curves`)."""
+    plot_gap_curves(paper, experiment, entries, context, title)
+    return gap_rows(paper, experiment, entries, context)
