@@ -169,6 +169,11 @@ def test_tiny_training_experiment_writes_rows_report_and_figure_then_reuses_them
     ]
     assert changed == []
 
+    # Without the stored rows, the experiment is computed again from the finished runs, still untrained.
+    (out / "results.json").unlink()
+    again = reproduce("araujo2018", out, options, experiments=["factors"])
+    assert [row for row in again if row.unit == "GAP@20"] == [row for row in rows if row.unit == "GAP@20"]
+
 
 def test_an_interrupted_run_resumes_and_shared_runs_train_once(tmp_path, monkeypatch):
     options = ReproduceOptions(seeds=1, budget=TINY)
@@ -192,8 +197,15 @@ def test_an_interrupted_run_resumes_and_shared_runs_train_once(tmp_path, monkeyp
         "circulant FC, random sign flip (Cheng et al.)",
         "circulant FC, learned diagonal (Araujo et al.)",
     }
-    progress = load_checkpoint(out / "runs" / "dbof-circulant-sign-seed0" / "checkpoint.pt")["progress"]
+    run_dir = out / "runs" / "dbof-circulant-sign-seed0"
+    progress = load_checkpoint(run_dir / "checkpoint.pt")["progress"]
     assert progress["examples"] == TINY.examples  # resumed at the end of its budget, not trained again
+    # the resumed run validated its last step again: the curve keeps one point per step
+    logged = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
+    steps = [record["step"] for record in logged if record["kind"] == "valid"]
+    curve = runs_module.validation_curve(run_dir)
+    assert len(steps) > len(set(steps)) == len(curve)
+    assert [examples for examples, _ in curve] == sorted({examples for examples, _ in curve})
 
 
 def test_other_settings_in_the_same_folder_are_refused(tmp_path, capsys):
