@@ -23,6 +23,10 @@ at least 8x32x32; the paper's 4x28x120x160 costs about 2 s per clip and training
 the defaults use a smaller clip to fit a run in minutes. ``--frames 28 --size 160x120`` is the paper's.
 
     python benchmarks/thetis_synthetic.py [--epochs 16] [--size 64x48] [--frames 8]
+
+Measured (AMD EPYC, 2 vCPUs shared with other jobs, 1 thread; the defaults: 120 training / 60 test clips,
+input 4x8x48x64): accuracy 86.7% -> 81.7% after compression -> 91.7% after fine-tuning; 45,164 -> 4,694
+parameters (x9.62), 716.3M -> 119.9M FLOPs (x5.97); 535 s in all.
 """
 
 from __future__ import annotations
