@@ -131,7 +131,7 @@ EXPERIMENTS = [
         PAPER,
         "speed",
         "Forward and forward+backward time of a circulant against a dense n x n layer, n = 2^8..2^14",
-        demo_minutes=2,
+        demo_minutes=2.5,
         rows=speed_rows,
         figure=True,
         notes=(
@@ -144,7 +144,7 @@ EXPERIMENTS = [
         PAPER,
         "diagonal",
         "The random sign flip's effect on accuracy (the task of araujo2018 diagonal)",
-        demo_minutes=6,
+        demo_minutes=4.5,
         rows=partial(
             compare, PAPER, "diagonal", DIAGONAL, "The random sign flip's effect (DBoF, circulant FC)"
         ),

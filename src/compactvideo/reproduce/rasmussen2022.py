@@ -453,7 +453,7 @@ EXPERIMENTS = [
         PAPER,
         "ranks",
         "EVBMF ranks of the published THETIS network, layer by layer",
-        demo_minutes=0.2,
+        demo_minutes=0.1,
         rows=ranks_rows,
         notes=(
             "R_out and R_in are the EVBMF ranks of the kernel's mode-0 (output channels) and mode-1 (input "
@@ -464,7 +464,7 @@ EXPERIMENTS = [
         PAPER,
         "budget",
         "Parameters and FLOPs of the THETIS network before and after Tucker compression",
-        demo_minutes=0.2,
+        demo_minutes=0.3,
         rows=budget_rows,
         notes=(
             "FLOPs per 4 x 28 x 120 x 160 clip as the paper counts them: a convolution costs "
