@@ -152,8 +152,7 @@ def torchrun_train(run_dir: Path, config: dict[str, Any], command: list[str]) ->
         completed = subprocess.run(command, stdout=output, stderr=subprocess.STDOUT, check=False)
     if completed.returncode != 0:
         raise RunError(f"{' '.join(command)} exited with status {completed.returncode} (log: {log})")
-    curve = validation_curve(run_dir)
-    write_json_atomic(run_dir / "result.json", {"valid": curve, "examples_per_s": training_rate(run_dir)})
+    write_json_atomic(run_dir / "result.json", {"valid": validation_curve(run_dir)})
 
 
 def _log_records(run_dir: Path, kind: str) -> list[dict[str, Any]]:
@@ -186,11 +185,3 @@ def best_gap(run_dir: Path) -> float:
     if not curve:
         raise RunError(f"{run_dir / 'log.jsonl'} holds no validation")
     return max(gap for _, gap in curve)
-
-
-def training_rate(run_dir: Path) -> float:
-    """Training examples per second at the run's last logged step (validation time left out)."""
-    records = _log_records(run_dir, "train")
-    if not records:
-        raise RunError(f"{run_dir / 'log.jsonl'} holds no training step")
-    return float(records[-1]["examples_per_s"])
