@@ -45,11 +45,11 @@ def run_key(model: str, seed: int) -> str:
 def frame_jobs(models: Sequence[str], config_for: ConfigFor, context: Context) -> list[Job]:
     """One training run per model and seed, at the context's scale."""
     jobs = []
+    train_data, valid_data = context.frame_data()
     for model in models:
         config = config_for(model, context).to_dict()
         for seed in context.options.seed_list:
             key = run_key(model, seed)
-            train_data, valid_data = context.frame_data()
             if context.scale == "demo":
                 budget = dataclasses.asdict(dataclasses.replace(context.options.budget, seed=seed))
                 budget.pop("models")
