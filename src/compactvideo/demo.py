@@ -58,8 +58,9 @@ class DemoOptions:
     models: tuple[str, ...] = DEMO_MODELS
 
 
-def make_data(out: Path, options: DemoOptions) -> tuple[str, str]:
-    """Write (once) the synthetic training and validation shards; return their glob patterns."""
+def make_data(out: Path, options: DemoOptions, outlier_frames: float = 0.0) -> tuple[str, str]:
+    """Write (once) the synthetic training and validation shards under ``out/data``; return their glob
+    patterns. ``outlier_frames``: the generator's share of frames showing an unrelated class."""
     from compactvideo.data.synthetic import synthesize
 
     splits = {
@@ -79,6 +80,7 @@ def make_data(out: Path, options: DemoOptions) -> tuple[str, str]:
                 max_frames=options.max_frames,
                 prefix=split,
                 vocabulary_seed=options.seed,
+                outlier_frames=outlier_frames,
             )
             (folder / ".complete").write_text("")
     return str(out / "data" / "train" / "*.tfrecord"), str(out / "data" / "valid" / "*.tfrecord")

@@ -1,5 +1,6 @@
 """The paper scale, tested for how it builds its runs: configs, options and torchrun command lines."""
 
+import glob
 import json
 import shlex
 
@@ -7,6 +8,7 @@ import pytest
 
 from compactvideo.cli import build_parser
 from compactvideo.cli.options import loader_options
+from compactvideo.demo import DemoOptions
 from compactvideo.errors import CompactVideoError
 from compactvideo.models import PAPER_PARAMETERS, PRESETS, config_from_dict, resolve_model_spec
 from compactvideo.reproduce import ReproduceOptions, reproduce
@@ -119,3 +121,35 @@ def test_flags_give_back_the_options_they_were_made_from():
 def test_paper_scale_needs_real_data():
     with pytest.raises(CompactVideoError, match="--scale paper trains on real data"):
         ReproduceOptions(scale="paper")
+
+
+def test_pooling_also_trains_on_synthetic_data_with_outlier_frames(tmp_path):
+    from compactvideo.data.yt8m import read_records
+    from compactvideo.reproduce.araujo2018 import EXPERIMENTS
+    from compactvideo.reproduce.experiment import Context
+
+    tiny = DemoOptions(train_videos=8, valid_videos=4, classes=6, max_frames=10, examples=16, batch_size=8)
+    context = Context(tmp_path, ReproduceOptions(seeds=1, budget=tiny))
+    pooling = next(experiment for experiment in EXPERIMENTS if experiment.name == "pooling")
+    jobs = {job.key: job for job in pooling.jobs(context)}
+    assert list(jobs) == [
+        "dbof-dense-seed0",
+        "dbof-mean-seed0",
+        "dbof-max-seed0",
+        "dbof-dense-outliers0.1-seed0",
+        "dbof-mean-outliers0.1-seed0",
+        "dbof-max-outliers0.1-seed0",
+    ]
+    standard, harder = (
+        jobs[key].arguments["train_data"] for key in ("dbof-max-seed0", "dbof-max-outliers0.1-seed0")
+    )
+    assert harder == str(tmp_path / "outlier-frames-0.1" / "data" / "train" / "*.tfrecord")
+    first = [next(iter(read_records(sorted(glob.glob(pattern))[0]))) for pattern in (standard, harder)]
+    assert first[0].id == first[1].id and (first[0].rgb != first[1].rgb).any()
+    # with the user's data there is no synthetic variant: only the paper's three rows
+    user = Context(tmp_path / "user", ReproduceOptions(seeds=1, budget=tiny, train=standard, valid=standard))
+    assert [job.key for job in pooling.jobs(user)] == [
+        "dbof-dense-seed0",
+        "dbof-mean-seed0",
+        "dbof-max-seed0",
+    ]

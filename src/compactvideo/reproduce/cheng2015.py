@@ -148,7 +148,7 @@ EXPERIMENTS = [
         rows=partial(
             compare, PAPER, "diagonal", DIAGONAL, "The random sign flip's effect (DBoF, circulant FC)"
         ),
-        jobs=lambda context: frame_jobs([entry.model for entry in DIAGONAL], model_config, context),
+        jobs=lambda context: frame_jobs(DIAGONAL, model_config, context),
         figure=True,
         notes=(
             "Same runs as araujo2018 diagonal (trained once when both run in one folder).",

@@ -101,7 +101,7 @@ class Context:
 
     out: Path
     options: ReproduceOptions
-    _frame_data: tuple[str, str] | None = field(default=None, repr=False)
+    _frame_data: dict[float, tuple[str, str]] = field(default_factory=dict, repr=False)
 
     @property
     def scale(self) -> str:
@@ -112,14 +112,18 @@ class Context:
         """Classes of the frame-level data at demo scale (``budget.classes``; 3,862 for YouTube-8M)."""
         return self.options.budget.classes
 
-    def frame_data(self) -> tuple[str, str]:
-        """(train, valid) patterns of frame-level records: the user's, or synthetic ones written once."""
-        if self._frame_data is None:
+    def frame_data(self, outlier_frames: float = 0.0) -> tuple[str, str]:
+        """(train, valid) patterns of frame-level records: the user's, or synthetic ones written once
+        (under ``DIR/data``; with ``outlier_frames``, a harder variant under ``DIR/outlier-frames-Q``)."""
+        if outlier_frames not in self._frame_data:
             if self.options.train is not None:
-                self._frame_data = (self.options.train, self.options.valid)
+                if outlier_frames:
+                    raise ExperimentUnavailable("outlier frames are a setting of the synthetic data only")
+                self._frame_data[outlier_frames] = (self.options.train, self.options.valid)
             else:
-                self._frame_data = make_data(self.out, self.options.budget)
-        return self._frame_data
+                folder = self.out / f"outlier-frames-{outlier_frames:g}" if outlier_frames else self.out
+                self._frame_data[outlier_frames] = make_data(folder, self.options.budget, outlier_frames)
+        return self._frame_data[outlier_frames]
 
     def run_dir(self, key: str) -> Path:
         return self.out / "runs" / key

@@ -31,25 +31,28 @@ GAP = "GAP@20"
 
 @dataclass(frozen=True)
 class Entry:
-    """One row of a GAP experiment: ``model`` (a catalogue key) and the paper's GAP@20 for it."""
+    """One row of a GAP experiment: ``model`` (a catalogue key) and the paper's GAP@20 for it, trained
+    on the synthetic data with ``outlier_frames`` (:mod:`compactvideo.data.synthetic`) when not 0."""
 
     label: str
     model: str
     published: float | None
+    outlier_frames: float = 0.0
 
 
-def run_key(model: str, seed: int) -> str:
-    return f"{model}-seed{seed}"
+def run_key(entry: Entry, seed: int) -> str:
+    data = f"-outliers{entry.outlier_frames:g}" if entry.outlier_frames else ""
+    return f"{entry.model}{data}-seed{seed}"
 
 
-def frame_jobs(models: Sequence[str], config_for: ConfigFor, context: Context) -> list[Job]:
-    """One training run per model and seed, at the context's scale."""
+def frame_jobs(entries: Sequence[Entry], config_for: ConfigFor, context: Context) -> list[Job]:
+    """One training run per entry and seed, at the context's scale."""
     jobs = []
-    train_data, valid_data = context.frame_data()
-    for model in models:
-        config = config_for(model, context).to_dict()
+    for entry in entries:
+        train_data, valid_data = context.frame_data(entry.outlier_frames)
+        config = config_for(entry.model, context).to_dict()
         for seed in context.options.seed_list:
-            key = run_key(model, seed)
+            key = run_key(entry, seed)
             if context.scale == "demo":
                 budget = dataclasses.asdict(dataclasses.replace(context.options.budget, seed=seed))
                 budget.pop("models")
@@ -71,14 +74,14 @@ def frame_jobs(models: Sequence[str], config_for: ConfigFor, context: Context) -
     return jobs
 
 
-def seed_gaps(model: str, context: Context) -> list[float]:
-    """The model's peak validation GAP@20 for every seed."""
-    return [best_gap(context.run_dir(run_key(model, seed))) for seed in context.options.seed_list]
+def seed_gaps(entry: Entry, context: Context) -> list[float]:
+    """The entry's peak validation GAP@20 for every seed."""
+    return [best_gap(context.run_dir(run_key(entry, seed))) for seed in context.options.seed_list]
 
 
 def gap_rows(paper: str, experiment: str, entries: Sequence[Entry], context: Context) -> list[Row]:
     """GAP rows of every entry, then differences to the first entry (the reference), see the module."""
-    gaps = {entry.label: seed_gaps(entry.model, context) for entry in entries}
+    gaps = {entry.label: seed_gaps(entry, context) for entry in entries}
     stats = {label: SeedStats.of(values) for label, values in gaps.items()}
     rows = [
         Row(
@@ -125,8 +128,7 @@ def plot_gap_curves(
     """Validation GAP against training examples seen, every entry (mean over seeds and their range)."""
     curves = {
         entry.label: [
-            validation_curve(context.run_dir(run_key(entry.model, seed)))
-            for seed in context.options.seed_list
+            validation_curve(context.run_dir(run_key(entry, seed))) for seed in context.options.seed_list
         ]
         for entry in entries
     }
