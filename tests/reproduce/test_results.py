@@ -35,6 +35,8 @@ def test_a_difference_below_the_larger_seed_spread_is_within_noise():
     assert "unknown" in noise_note(
         SeedStats(0.04, None, 1), SeedStats(0.6, None, 1), SeedStats(0.64, None, 1)
     )
+    two = noise_note(SeedStats(0.02, 0.01, 2), SeedStats(0.60, 0.03, 2), SeedStats(0.62, 0.03, 2))
+    assert two.startswith("within noise") and "fewer than 3 seeds" in two
 
 
 def test_results_file_keeps_every_experiment_and_replaces_one_at_a_time(tmp_path):

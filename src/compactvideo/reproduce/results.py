@@ -91,9 +91,10 @@ def noise_note(difference: SeedStats, reference: SeedStats, other: SeedStats) ->
     if not spreads:
         return "one seed: seed-to-seed spread unknown"
     largest = max(spreads)
-    if abs(difference.mean) < largest:
-        return f"within noise (|difference| < seed spread {largest:.3f})"
-    return f"beyond noise (seed spread {largest:.3f})"
+    if abs(difference.mean) >= largest:
+        return f"beyond noise (seed spread {largest:.3f})"
+    note = f"within noise (|difference| < seed spread {largest:.3f})"
+    return note if difference.seeds >= 3 else f"{note}; fewer than 3 seeds: too few to tell"
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
