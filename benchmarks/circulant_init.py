@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 
 from compactvideo.nn import CirculantLinear
-from compactvideo.profile import describe_machine
+from compactvideo.profiling import describe_machine
 
 SHAPES = ((8192, 512), (1024, 1024), (1024, 8192))
 

@@ -14,7 +14,7 @@ import argparse
 
 import torch
 
-from compactvideo.profile import describe_machine
+from compactvideo.profiling import describe_machine
 from compactvideo.reproduce.cheng2015 import measure_speed
 
 SIZES = (512, 1024, 4096, 8192)

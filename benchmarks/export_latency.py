@@ -14,9 +14,9 @@ from pathlib import Path
 
 import torch
 
-from compactvideo.export import export_model, load_runner, model_inputs
-from compactvideo.models import build_model, example_inputs
-from compactvideo.profile import describe_machine, measure_latency
+from compactvideo.export import export_model, load_runner
+from compactvideo.models import build_model, example_inputs, model_inputs
+from compactvideo.profiling import describe_machine, measure_latency
 
 MODELS = ("paper-dbof-dense", "paper-dbof-compact-fc")
 
@@ -32,7 +32,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         for name in MODELS:
             model = build_model(name).eval()
-            tensors = [t for t in example_inputs(model.config, batch_size=1) if t is not None]
+            tensors = [t for t in example_inputs(model.config, batch_size=1, frames=300) if t is not None]
             report = export_model(model, Path(folder) / f"{name}.onnx")
             sizes[name] = (report.parameter_bytes, report.bytes)
             run_onnx = load_runner(report.file, "onnx", report.input_names)

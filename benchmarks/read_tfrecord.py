@@ -6,6 +6,10 @@ page cache on 1 thread by both readers, one after the other, each producing what
 id, labels and dequantised float32 rgb [300, 1024] and audio [300, 128]. compactvideo also checks
 both CRCs of every record; ``tfrecord`` checks none. Target (issue 3): at least 2x its videos/s.
 
+Then the resynchronising search (issue 12): the same shard with 64 MiB of random bytes inserted after
+its first record is read with ``skip_corrupt``; its MiB/s over the garbage is compared with the MiB/s
+of reading intact records in the same run.
+
     pip install -c constraints.txt -e ".[bench]"   # the tfrecord package, for this benchmark only
     python benchmarks/read_tfrecord.py [--videos 1000] [--repeats 3]
 """
@@ -20,9 +24,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from compactvideo.data import ReadStats
 from compactvideo.data.synthetic import synthesize
+from compactvideo.data.tfrecord import iter_payloads
 from compactvideo.data.yt8m import dequantize, read_records
-from compactvideo.profile import describe_machine
+from compactvideo.profiling import describe_machine
 
 
 def read_with_compactvideo(path: Path) -> int:
@@ -60,6 +66,23 @@ def best_rates(readers: dict, path: Path, videos: int, repeats: int) -> dict[str
     return {name: videos / min(seconds) for name, seconds in times.items()}
 
 
+def resync_rate(path: Path, garbage_mib: int) -> float:
+    """MiB/s of the search through ``garbage_mib`` MiB of random bytes inserted after the first record."""
+    data = path.read_bytes()
+    first = next(iter(iter_payloads(path)))[1].nbytes + 16
+    garbage = np.random.default_rng(0).integers(0, 256, garbage_mib * 2**20, dtype=np.uint8).tobytes()
+    damaged = path.with_name("damaged.tfrecord")
+    damaged.write_bytes(data[:first] + garbage + data[first:])
+    stats = ReadStats()
+    start = time.perf_counter()
+    for _ in iter_payloads(damaged, stats):
+        pass
+    seconds = time.perf_counter() - start
+    if stats.skipped_bytes != len(garbage):
+        raise RuntimeError(f"skipped {stats.skipped_bytes} bytes, expected {len(garbage)}")
+    return garbage_mib / seconds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--videos", type=int, default=1000)
@@ -77,12 +100,18 @@ def main() -> None:
             "compactvideo read_records": read_with_compactvideo,
         }
         rates = best_rates(readers, path, args.videos, args.repeats)
+        search = resync_rate(path, 64)
     print(f"{args.videos} videos of 300 frames, {megabytes:.0f} MiB, best of {args.repeats} reads each")
     print(f"{'reader':<34} {'videos/s':>9} {'MiB/s':>7}")
     for name, rate in rates.items():
         print(f"{name:<34} {rate:>9.0f} {rate * megabytes / args.videos:>7.0f}")
     ratio = rates["compactvideo read_records"] / rates["tfrecord 1.14 sequence_loader"]
     print(f"speed-up: {ratio:.2f}x (target >= 2x)")
+    reading = rates["compactvideo read_records"] * megabytes / args.videos
+    print(
+        f"resynchronising search through 64 MiB of garbage: {search:.0f} MiB/s, "
+        f"{search / reading:.2f}x the MiB/s of reading intact records"
+    )
 
 
 if __name__ == "__main__":

@@ -40,7 +40,7 @@ from pathlib import Path
 import torch
 
 from compactvideo.models import PRESETS
-from compactvideo.profile import describe_machine
+from compactvideo.profiling import describe_machine
 from compactvideo.reproduce.rasmussen2022 import PUBLISHED_ACCURACY, synthetic_clips, train_compress_finetune
 
 

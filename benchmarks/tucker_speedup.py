@@ -27,7 +27,7 @@ from torch import nn
 
 from compactvideo.compress.tucker import paper_flops
 from compactvideo.nn.tucker import TuckerConv, fast_conv, plain_path
-from compactvideo.profile import describe_machine, measure_interleaved
+from compactvideo.profiling import describe_machine, measure_interleaved
 from compactvideo.reproduce.rasmussen2022 import FIXTURE, speed_variants, thetis_models
 
 

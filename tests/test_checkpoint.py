@@ -2,7 +2,9 @@ import pytest
 import torch
 
 from compactvideo.checkpoint import (
+    FORMAT_VERSION,
     CheckpointError,
+    CheckpointFormatError,
     load_checkpoint,
     load_latest_checkpoint,
     previous_path,
@@ -46,3 +48,41 @@ def test_errors_name_the_file(tmp_path):
         load_checkpoint(tmp_path / "plain.pt")
     with pytest.raises(ValueError, match="needs the fields"):
         save_checkpoint(tmp_path / "x.pt", config={})
+
+
+def _with_format(path, version) -> None:
+    checkpoint = torch.load(path, weights_only=True)
+    if version is None:
+        del checkpoint["format_version"]
+    else:
+        checkpoint["format_version"] = version
+    torch.save(checkpoint, path)
+
+
+def test_formats_newer_or_older_than_this_version_reads_are_refused_clearly(tmp_path):
+    path = save_checkpoint(tmp_path / "model.pt", config={}, state_dict=weights(1.0))
+    assert load_checkpoint(path)["format_version"] == FORMAT_VERSION == 2
+    _with_format(path, FORMAT_VERSION + 1)
+    with pytest.raises(
+        CheckpointFormatError, match=r"model.pt: checkpoint format 3 is newer than .* upgrade"
+    ):
+        load_checkpoint(path)
+    _with_format(path, 0)
+    with pytest.raises(
+        CheckpointFormatError, match=r"model.pt: checkpoint format 0 is older than .*formats 1 to 2"
+    ):
+        load_checkpoint(path)
+    _with_format(path, None)
+    with pytest.raises(CheckpointFormatError, match=r"model.pt: no valid format_version \(None\)"):
+        load_checkpoint(path)
+    _with_format(path, 1)  # format 1 is read (its config is upgraded by compactvideo.models)
+    assert load_checkpoint(path)["format_version"] == 1
+
+
+def test_a_newer_format_is_not_taken_for_damage(tmp_path):
+    path = tmp_path / "checkpoint.pt"
+    save_checkpoint(path, keep_previous=True, config={}, state_dict=weights(1.0), step=1)
+    save_checkpoint(path, keep_previous=True, config={}, state_dict=weights(2.0), step=2)
+    _with_format(path, FORMAT_VERSION + 1)
+    with pytest.raises(CheckpointFormatError, match="newer"):
+        load_latest_checkpoint(path)  # no silent fall-back to the older step-1 file

@@ -23,13 +23,12 @@ from compactvideo.export import (
     random_inputs,
     verify_export,
 )
-from compactvideo.models import build_model
-from compactvideo.models.clip import ClipConfig, TuckerLayer
+from compactvideo.models import ClipConfig, TuckerLayer, build_model
 from compactvideo.models.config import EmbeddingConfig, FrameLevelConfig, HeadConfig, VideoLevelConfig
 from compactvideo.nn.circulant import CirculantLinear
 from compactvideo.nn.linear import Projection
+from compactvideo.nn.quantized import quantize_model
 from compactvideo.nn.tucker import TuckerConv, fast_path_applies
-from compactvideo.quantize import quantize_model
 
 CIRCULANT = Projection("circulant")
 CLASSES = 10
@@ -137,10 +136,11 @@ def test_exported_model_matches_pytorch_on_new_shapes(models, exported, name, fm
         with torch.no_grad():
             actual = torch.export.load(report.file).module()(*inputs.values()).numpy()
     assert actual.shape == expected.shape
-    np.testing.assert_allclose(actual, expected, rtol=0, atol=1e-4)
+    # Probabilities and logits below 1: measured differences up to 1.8e-7 (3 float32 ulps at 0.5).
+    np.testing.assert_allclose(actual, expected, rtol=0, atol=1e-6)
     assert report.file.stat().st_size == report.bytes
     assert report.external_data is None
-    assert len(report.checks) == 3 and report.max_abs_error <= 1e-4
+    assert len(report.checks) == 3 and report.max_abs_error <= 1e-6
 
 
 def test_onnx_keeps_dynamic_batch_and_frames(exported):

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from tests.oracles import metrics_oracle as oracle
 
 from compactvideo.metrics import MetricAccumulator, gap, hit_at_one, mean_average_precision, perr
 
@@ -18,44 +19,6 @@ def test_hand_computed_case():
     assert mean_average_precision(PREDICTIONS, LABELS, top_k=2) == pytest.approx(2 / 3)
 
 
-def oracle(predictions, labels, top_k):
-    """The starter code's procedure with Python loops: per-video top-k triplets, pooled APs."""
-    num_videos, num_classes = predictions.shape
-    k = min(top_k, num_classes)
-    triplets = []
-    for v in range(num_videos):
-        for c in sorted(range(num_classes), key=lambda c: -predictions[v, c])[:k]:
-            triplets.append((c, predictions[v, c], labels[v, c]))
-
-    def ap(pairs, positives):
-        if positives == 0:
-            return 0.0
-        total, hits = 0.0, 0
-        for rank, (_, rel) in enumerate(sorted(pairs, key=lambda p: -p[0]), start=1):
-            if rel > 0:
-                hits += 1
-                total += hits / rank
-        return total / positives
-
-    hit1 = np.mean([labels[v, int(np.argmax(predictions[v]))] for v in range(num_videos)])
-    perrs = []
-    for v in range(num_videos):
-        n = int(labels[v].sum())
-        top = sorted(range(num_classes), key=lambda c: -predictions[v, c])[:n]
-        perrs.append(sum(labels[v, c] for c in top if predictions[v, c] > 0) / n if n else 0.0)
-    class_aps = [
-        ap([(s, r) for c2, s, r in triplets if c2 == c], labels[:, c].sum())
-        for c in range(num_classes)
-        if labels[:, c].sum() > 0
-    ]
-    return {
-        "gap": ap([(s, r) for _, s, r in triplets], labels.sum()),
-        "hit_at_one": hit1,
-        "perr": np.mean(perrs),
-        "map": np.mean(class_aps),
-    }
-
-
 @pytest.fixture(scope="module")
 def random_case():
     rng = np.random.default_rng(0)
@@ -65,8 +28,17 @@ def random_case():
     return predictions, labels
 
 
-def test_functions_match_the_oracle(random_case):
-    predictions, labels = random_case
+@pytest.fixture(scope="module")
+def tied_case():
+    rng = np.random.default_rng(1)
+    labels = (rng.random((200, 30)) < 0.1).astype(np.int64)
+    predictions = np.round(0.3 * labels + rng.random((200, 30)), 1)  # 14 distinct scores: many ties
+    return predictions, labels
+
+
+@pytest.mark.parametrize("case", ["random_case", "tied_case"])
+def test_functions_match_the_oracle(request, case):
+    predictions, labels = request.getfixturevalue(case)
     expected = oracle(predictions, labels, top_k=20)
     assert gap(predictions, labels) == pytest.approx(expected["gap"], abs=1e-12)
     assert hit_at_one(predictions, labels) == pytest.approx(expected["hit_at_one"], abs=1e-12)
@@ -110,6 +82,31 @@ def test_shape_errors_are_precise():
         MetricAccumulator(num_classes=3).update(np.zeros((2, 4)), np.zeros((2, 4)))
     with pytest.raises(ValueError, match="no predictions"):
         MetricAccumulator(num_classes=3).result()
+
+
+def test_tied_scores_count_as_one_threshold():
+    # Pooled pairs: .9 hit; then .5 miss and .5 hit tied (precision 2/3 once both are in); .1 miss.
+    predictions = np.array([[0.9, 0.5], [0.5, 0.1]])
+    labels = np.array([[1, 0], [1, 0]])
+    assert gap(predictions, labels) == pytest.approx((1 + 2 / 3) / 2)
+    assert gap(predictions[::-1], labels[::-1]) == gap(predictions, labels)
+
+
+def test_accumulated_metrics_are_bit_identical_whatever_the_order_batches_and_merges(tied_case):
+    predictions, labels = tied_case
+    whole = MetricAccumulator(num_classes=30)
+    whole.update(predictions, labels)
+    expected = whole.result()
+    rng = np.random.default_rng(2)
+    for batch_size in (1, 7, 64):
+        order = rng.permutation(len(predictions))
+        parts = [MetricAccumulator(num_classes=30) for _ in range(3)]
+        for number, start in enumerate(range(0, len(order), batch_size)):
+            rows = order[start : start + batch_size]
+            parts[number % 3].update(predictions[rows], labels[rows])
+        parts[2].merge(parts[0])
+        parts[2].merge(parts[1])
+        assert parts[2].result() == expected, batch_size
 
 
 def test_merged_accumulators_equal_one_pass(random_case):

@@ -5,14 +5,15 @@ import torch
 from tests.conftest import write_frame_shards
 from torch import nn
 
-from compactvideo.checkpoint import CheckpointError, load_trained_model, save_checkpoint
+from compactvideo.checkpoint import CheckpointError, save_checkpoint
 from compactvideo.cli import main
-from compactvideo.models import build_model
+from compactvideo.models import build_model, load_model
 from compactvideo.models.config import EmbeddingConfig, FrameLevelConfig, HeadConfig
 from compactvideo.nn.circulant import CirculantLinear
 from compactvideo.nn.linear import Projection
+from compactvideo.nn.quantized import quantize_model
 from compactvideo.nn.tucker import TuckerLinear
-from compactvideo.quantize import quantize_checkpoint, quantize_model
+from compactvideo.pipelines import quantize_checkpoint
 
 QUANTIZED_LINEAR = torch.ao.nn.quantized.dynamic.Linear
 
@@ -61,7 +62,7 @@ def test_quantized_checkpoint_reloads_shrinks_and_reports_gap(tmp_path, capsys):
     report = quantize_checkpoint(checkpoint, out, str(tmp_path / "train*.tfrecord"))
     assert report.bytes_after < report.bytes_before / 2
     assert report.metric == "gap" and abs(report.before - report.after) < 0.05
-    reloaded = load_trained_model(out)
+    reloaded = load_model(out)
     expected = quantize_model(model)
     x = (torch.randn(2, 8, 1024), torch.randn(2, 8, 128), torch.tensor([8, 3]))
     with torch.no_grad():

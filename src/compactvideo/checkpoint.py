@@ -1,12 +1,21 @@
-"""Checkpoints: ``torch.save`` dicts written atomically, read back with a clear error when damaged.
+"""Checkpoints as files: ``torch.save`` dicts written atomically, read back with a clear error when damaged.
 
-A checkpoint holds ``config`` (the model config as a plain dict, so the model can be rebuilt from the
-file alone), ``state_dict`` and, for training runs, ``optimizer``, ``step``, ``examples_seen`` and ``rng``;
-``quantized: True`` marks int8 weights (see :mod:`compactvideo.quantize`).
+This module is file I/O only and knows nothing of models (rebuilding one is
+:func:`compactvideo.models.load_model`). A checkpoint holds ``format_version``, ``config`` (the model
+config as a plain dict: architecture, compression, quantization and data contract, so the model can be
+rebuilt from the file alone), ``state_dict`` and, for training runs, ``optimizer``, ``progress``,
+``step``, ``rng``, ``loader`` (per rank), ``log_bytes`` and ``options``; every checkpoint of a
+training run also holds ``seed`` (which seeds evaluation's frame draws too).
+
 Writing goes to a temporary file in the same folder, is flushed to disk, then renamed over the target:
 a crash leaves either the old or the new file, never half of one. :func:`save_checkpoint` with
 ``keep_previous=True`` also keeps the file it replaces as ``<name>.prev.pt``, and
 :func:`load_latest_checkpoint` falls back to it when the newest file is damaged.
+
+Formats: 2 (this version) records the data contract and quantization in ``config``; 1 kept them beside
+it (a top-level ``quantized`` flag; the preprocessing only in the training ``options``) and is still
+read, :func:`compactvideo.models.config_from_checkpoint` upgrading its config. Any other format is a
+:class:`CheckpointFormatError` saying whether the file is older or newer than this version reads.
 """
 
 from __future__ import annotations
@@ -19,13 +28,19 @@ from typing import Any
 
 import torch
 
-from compactvideo.errors import CompactVideoError
+from compactvideo import __version__
+from compactvideo.errors import CompactVideoError, CompactVideoWarning
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+OLDEST_FORMAT = 1
 
 
 class CheckpointError(CompactVideoError):
     """A checkpoint file that is missing, truncated or not a compactvideo checkpoint."""
+
+
+class CheckpointFormatError(CheckpointError):
+    """A checkpoint written in a format this version of compactvideo does not read."""
 
 
 def previous_path(path: Path) -> Path:
@@ -71,7 +86,26 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         raise CheckpointError(
             f"{path}: not a compactvideo checkpoint (expected a dict with config and state_dict)"
         )
+    check_format(checkpoint.get("format_version"), path)
     return checkpoint
+
+
+def check_format(version: Any, path: str | os.PathLike) -> None:
+    """Raise :class:`CheckpointFormatError` unless ``version`` is a format this version reads."""
+    readable = f"formats {OLDEST_FORMAT} to {FORMAT_VERSION}"
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise CheckpointFormatError(
+            f"{path}: no valid format_version ({version!r}); compactvideo {__version__} reads {readable}"
+        )
+    if version > FORMAT_VERSION:
+        raise CheckpointFormatError(
+            f"{path}: checkpoint format {version} is newer than compactvideo {__version__} reads "
+            f"({readable}); upgrade compactvideo"
+        )
+    if version < OLDEST_FORMAT:
+        raise CheckpointFormatError(
+            f"{path}: checkpoint format {version} is older than compactvideo {__version__} reads ({readable})"
+        )
 
 
 def load_latest_checkpoint(
@@ -81,6 +115,8 @@ def load_latest_checkpoint(
     path = Path(path)
     try:
         return load_checkpoint(path, map_location)
+    except CheckpointFormatError:
+        raise  # not damage: falling back would silently continue from an older file
     except CheckpointError as error:
         fallback = previous_path(path)
         if not fallback.is_file():
@@ -88,22 +124,7 @@ def load_latest_checkpoint(
         checkpoint = load_checkpoint(fallback, map_location)
         warnings.warn(
             f"{error}; using the previous checkpoint {fallback} (step {checkpoint.get('step', '?')})",
+            CompactVideoWarning,
             stacklevel=2,
         )
         return checkpoint
-
-
-def load_trained_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> torch.nn.Module:
-    """Rebuild the model a checkpoint describes, load its weights, and put it in eval mode on ``device``."""
-    from compactvideo.models import build_model, config_from_dict
-    from compactvideo.quantize import restore_quantized
-
-    checkpoint = load_checkpoint(path)
-    model = restore_quantized(build_model(config_from_dict(checkpoint["config"])), checkpoint)
-    try:
-        model.load_state_dict(checkpoint["state_dict"])
-    except RuntimeError as error:
-        raise CheckpointError(
-            f"{path}: the weights do not fit the model its config describes: {error}"
-        ) from error
-    return model.to(device).eval()

@@ -23,11 +23,10 @@ from typing import Any
 
 import torch
 
-from compactvideo.checkpoint import load_trained_model
 from compactvideo.evaluate import evaluate
 from compactvideo.loaders import LoaderOptions, make_loader
-from compactvideo.models import build_model, resolve_model_spec
-from compactvideo.profile import count_parameters, measure_latency, megabytes, torch_threads
+from compactvideo.models import build_model, load_model, resolve_model_spec, task_for
+from compactvideo.profiling import count_parameters, measure_latency, megabytes, torch_threads
 from compactvideo.train import TrainOptions, train
 
 DEMO_MODELS = (
@@ -88,10 +87,10 @@ def make_data(out: Path, options: DemoOptions, outlier_frames: float = 0.0) -> t
 
 def inference_ms_per_video(checkpoint: Path, valid_pattern: str) -> float:
     """Median batch-1 forward time (ms) on one thread, over one validation video."""
-    model = load_trained_model(checkpoint)
-    loader = make_loader(model.config, valid_pattern, LoaderOptions(), 1, training=False, context=_local())
-    batch = next(iter(loader))
-    inputs = (batch["rgb"], batch["audio"], batch["num_frames"])
+    model = load_model(checkpoint)
+    context = _local()
+    loader = make_loader(model.config, valid_pattern, LoaderOptions(), 1, training=False, context=context)
+    inputs = task_for(model.config).inputs(next(iter(loader)), context.device)
     with torch_threads(1), torch.no_grad():
         return measure_latency(lambda: model(*inputs), warmup=2, repeats=10).median_ms
 
@@ -116,8 +115,14 @@ def train_options(options: DemoOptions) -> TrainOptions:
         log_every=10,
         valid_every=max(1, options.examples // options.batch_size // options.validations),
         checkpoint_every=50,
-        data=LoaderOptions(max_frames=options.max_frames, shuffle_buffer=2048),
+        data=LoaderOptions(shuffle_buffer=2048),
     )
+
+
+def data_contract(options: DemoOptions) -> dict[str, Any]:
+    """The demo's data contract (fields of the model's ``config.data``): the first ``max_frames`` frames
+    of each video, as many as its synthetic videos have."""
+    return {"max_frames": options.max_frames}
 
 
 def run_model(name: str, out: Path, options: DemoOptions, train_pattern: str, valid_pattern: str) -> dict:
@@ -129,7 +134,9 @@ def run_model(name: str, out: Path, options: DemoOptions, train_pattern: str, va
     config = resolve_model_spec(name, num_classes=options.classes)
     budget = train_options(options)
     resume = (run_dir / "checkpoint.pt").exists()
-    summary = train(config, train_pattern, run_dir, budget, valid_pattern, resume=resume)
+    summary = train(
+        config, train_pattern, run_dir, budget, valid_pattern, resume=resume, contract=data_contract(options)
+    )
     best = run_dir / "best.pt"
     metrics = evaluate(best, valid_pattern, options.batch_size, budget.data)
     parameters = count_parameters(build_model(config), convention="paper")

@@ -8,7 +8,6 @@ in DistributedDataParallel. A single process needs none of it and gets the same 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,11 +15,25 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from compactvideo.errors import CompactVideoError
+from compactvideo.errors import CompactVideoError, OptionError
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def is_main_process() -> bool:
+    """Whether this process is rank 0 of a ``torchrun`` launch (or not launched by torchrun at all)."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def check_device(name: str) -> None:
+    """Raise :class:`OptionError` (``--device``) unless ``name`` is one of :data:`DEVICES`."""
+    if name not in DEVICES:
+        raise OptionError("device", f"one of {', '.join(DEVICES)}", name)
 
 
 def resolve_device(name: str, local_rank: int = 0) -> torch.device:
     """``auto`` picks the GPU when there is one; ``cuda`` picks the local rank's GPU."""
+    check_device(name)
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda":
@@ -65,30 +78,31 @@ class DistributedContext:
         device_ids = [self.device.index] if self.device.type == "cuda" else None
         return nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
 
-    def _reduce(self, value: float, dtype: torch.dtype) -> float:
-        tensor = torch.tensor(value, dtype=dtype, device=self.device if self.device.type == "cuda" else "cpu")
+    def share_buffers(self, model: nn.Module) -> None:
+        """Give every rank rank 0's buffers (batch-norm running statistics, which each rank's own
+        training forward updates), as DDP does at the start of each forward pass."""
+        if self.distributed:
+            for buffer in model.buffers():
+                dist.broadcast(buffer, src=0)
+
+    def _reduce(self, values: list[float], dtype: torch.dtype) -> list[float]:
+        tensor = torch.tensor(
+            values, dtype=dtype, device=self.device if self.device.type == "cuda" else "cpu"
+        )
         dist.all_reduce(tensor)
-        return tensor.item()
+        return tensor.tolist()
 
     def sum(self, value: int) -> int:
         """Sum of an integer over ranks."""
-        return int(self._reduce(value, torch.int64)) if self.distributed else value
+        return self.sums([value])[0]
+
+    def sums(self, values: list[int]) -> list[int]:
+        """Sums of several integers over ranks, in one all-reduce."""
+        return [int(v) for v in self._reduce(values, torch.int64)] if self.distributed else list(values)
 
     def mean(self, value: float) -> float:
         """Mean of a number over ranks."""
-        return self._reduce(value, torch.float64) / self.world_size if self.distributed else value
-
-    def while_every_rank_has(self, batches: Iterable[Any]) -> Iterator[Any]:
-        """Yield ``batches`` while every rank still has one (one all-reduce of a flag per batch)."""
-        iterator = iter(batches)
-        while True:
-            batch = next(iterator, None)
-            has_batch = batch is not None
-            if self.distributed:
-                has_batch = self._reduce(int(has_batch), torch.int64) == self.world_size
-            if not has_batch:
-                return
-            yield batch
+        return self._reduce([value], torch.float64)[0] / self.world_size if self.distributed else value
 
     def gather(self, value: Any) -> list[Any]:
         """Every rank's ``value`` (any picklable object), in rank order, on every rank."""
@@ -96,6 +110,14 @@ class DistributedContext:
             return [value]
         gathered: list[Any] = [None] * self.world_size
         dist.all_gather_object(gathered, value)
+        return gathered
+
+    def collect(self, value: Any) -> list[Any] | None:
+        """Every rank's ``value`` in rank order on rank 0 (None on the others)."""
+        if not self.distributed:
+            return [value]
+        gathered: list[Any] | None = [None] * self.world_size if self.is_main else None
+        dist.gather_object(value, gathered, dst=0)
         return gathered
 
     def close(self) -> None:

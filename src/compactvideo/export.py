@@ -16,10 +16,12 @@ model's, else :class:`ExportVerificationError` names the file, the input and the
   2 GB limit, when the weights go to ``<file>.data`` beside it.
 - ``pt2`` goes through :func:`torch.export.export` and :func:`torch.export.save`.
 
-Batch size (and, for frame-level models, the frame count) stay dynamic. Frame-level models with robust
-pooling over n > 1 groups get n zero frames appended inside the exported graph: the models are invariant
-to padding (``num_frames`` masks it), and the extra frames keep every group at least 2 frames long,
-which torch.export needs to trace one graph valid for any frame count >= 1.
+Batch size (and the frame count of inputs with a frame axis) stay dynamic; the model's family
+(:mod:`compactvideo.models.family`) says which inputs there are. Frame-level models with robust pooling
+over n > 1 groups get n zero frames appended inside the exported graph (the family's
+``export_padding``): the models are invariant to padding (``num_frames`` masks it), and the extra frames
+keep every group at least 2 frames long, which torch.export needs to trace one graph valid for any frame
+count >= 1.
 
 :func:`runtime_latencies` times batch-1 inference on 1 thread in PyTorch eager, onnxruntime and the
 ``.pt2`` program, with the exported files' sizes.
@@ -40,10 +42,21 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from compactvideo.distributed import DistributedContext
 from compactvideo.errors import CompactVideoError
+from compactvideo.loaders import LoaderOptions, make_loader
+from compactvideo.models import (
+    example_inputs,
+    export_padding,
+    has_frame_axis,
+    input_names,
+    input_specs,
+    model_inputs,
+    task_for,
+)
 from compactvideo.nn.circulant import BlockCirculantLinear, CirculantLinear
 from compactvideo.nn.tucker import set_fast_path
-from compactvideo.profile import measure_latency, model_bytes
+from compactvideo.profiling import measure_latency, model_bytes
 
 FORMATS = ("onnx", "pt2")
 CIRCULANT_MODES = ("fft", "dense")
@@ -106,46 +119,27 @@ class ExportReport:
         }
 
 
-def input_names(config: Any) -> list[str]:
-    """Names of the tensors a model of ``config`` takes, in its forward order (absent modalities left out)."""
-    if config.family == "clip":
-        return ["clips"]
-    if config.family == "video":
-        return [f"mean_{m}" for m in ("rgb", "audio") if m in config.modalities]
-    return [m for m in ("rgb", "audio") if m in config.modalities] + ["num_frames"]
-
-
 class ExportInterface(nn.Module):
     """The model behind a flat list of tensors (no ``None`` for an absent modality), as exporters need.
 
-    Frame-level models with robust pooling over n > 1 groups see n zero frames appended to the frames
-    (see the module docstring); the output is unchanged.
+    Models whose family asks for it see that many zero frames appended to their frame inputs (see the
+    module docstring); the output is unchanged.
     """
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model
-        config = model.config
-        self.frame_padding = config.samples if config.family == "frame" and config.samples > 1 else 0
+        self.frame_padding = export_padding(model.config)
+        self.frame_inputs = [spec is not None and spec.frames for spec in input_specs(model.config)]
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
         arguments = model_inputs(self.model.config, inputs)
         if self.frame_padding:
-            rgb, audio, num_frames = arguments
-            rgb = F.pad(rgb, (0, 0, 0, self.frame_padding))
-            audio = None if audio is None else F.pad(audio, (0, 0, 0, self.frame_padding))
-            arguments = (rgb, audio, num_frames)
+            arguments = tuple(
+                F.pad(x, (0, 0, 0, self.frame_padding)) if frames else x
+                for x, frames in zip(arguments, self.frame_inputs, strict=True)
+            )
         return self.model(*arguments)
-
-
-def model_inputs(config: Any, tensors: Sequence[torch.Tensor]) -> tuple[torch.Tensor | None, ...]:
-    """The model's own positional inputs (``None`` for an absent modality) from the flat tensor list."""
-    if config.family == "clip":
-        return tuple(tensors)
-    audio = tensors[1] if "audio" in config.modalities else None
-    if config.family == "video":
-        return tensors[0], audio
-    return tensors[0], audio, tensors[-1]
 
 
 def _dense_linear(layer: CirculantLinear | BlockCirculantLinear) -> nn.Linear:
@@ -178,42 +172,28 @@ def prepare_for_export(model: nn.Module, circulant_as: str = "fft") -> ExportInt
     return ExportInterface(copied).eval()
 
 
-def _example_batch(
+def _random_batch(
     config: Any, batch_size: int, frames: int, generator: torch.Generator
 ) -> list[torch.Tensor]:
-    """Random inputs of ``config``'s shapes; frame-level rows have 1..frames real frames (the first full)."""
-    if config.family == "clip":
-        shape = (batch_size, config.in_channels, config.frames, config.height, config.width)
-        return [torch.rand(shape, generator=generator)]
-    names = input_names(config)
-    if config.family == "video":
-        sizes = {"mean_rgb": 1024, "mean_audio": 128}
-        return [torch.randn(batch_size, sizes[name], generator=generator) for name in names]
-    sizes = {"rgb": 1024, "audio": 128}
-    tensors = [torch.randn(batch_size, frames, sizes[name], generator=generator) for name in names[:-1]]
-    num_frames = torch.randint(1, frames + 1, (batch_size,), generator=generator)
-    num_frames[0] = frames
-    return [*tensors, num_frames]
+    """Random inputs of ``config``'s shapes (the flat list, absent modalities left out)."""
+    return [x for x in example_inputs(config, batch_size, frames, generator) if x is not None]
 
 
 def random_inputs(config: Any, seed: int = 0) -> list[tuple[str, list[torch.Tensor]]]:
-    """Named random verification inputs: batch sizes 1, 2, 5 and (frame level) 1, 9 and 40 frames."""
+    """Named random verification inputs: batch sizes 1, 2, 5 and, with a frame axis, 1, 9 and 40 frames."""
     generator = torch.Generator().manual_seed(seed)
-    shapes = [(1, 1), (2, 9), (5, 40)] if config.family == "frame" else [(1, 0), (2, 0), (5, 0)]
+    with_frames = has_frame_axis(config)
     cases = []
-    for batch_size, frames in shapes:
-        tensors = _example_batch(config, batch_size, frames, generator)
-        label = f"random batch {batch_size}" + (f" x {frames} frames" if frames else "")
+    for batch_size, frames in [(1, 1), (2, 9), (5, 40)]:
+        tensors = _random_batch(config, batch_size, frames, generator)
+        label = f"random batch {batch_size}" + (f" x {frames} frames" if with_frames else "")
         cases.append((label, tensors))
     return cases
 
 
 def data_inputs(config: Any, pattern: str, batches: int = 3, batch_size: int = 4) -> list[tuple[str, list]]:
-    """The first ``batches`` evaluation batches of the records (or clips) matching ``pattern``."""
-    from compactvideo.distributed import DistributedContext
-    from compactvideo.loaders import LoaderOptions, make_loader
-    from compactvideo.tasks import task_for
-
+    """The first ``batches`` evaluation batches of the records (or clips) matching ``pattern``, read as the
+    model's data contract (``config.data``) prescribes."""
     context = DistributedContext(torch.device("cpu"))
     loader = make_loader(config, pattern, LoaderOptions(), batch_size, training=False, context=context)
     task = task_for(config)
@@ -236,10 +216,11 @@ def _dynamic_shapes(config: Any, onnx_names: bool) -> tuple[dict[int, Any], ...]
     """
     batch = "batch" if onnx_names else torch.export.Dim("batch", min=1)
     frames = "frames" if onnx_names else torch.export.Dim.DYNAMIC
-    names = input_names(config)
-    if config.family != "frame":
-        return tuple({0: batch} for _ in names)
-    return tuple({0: batch, 1: frames} for _ in names[:-1]) + ({0: batch},)
+    return tuple(
+        {0: batch, 1: frames} if spec.frames else {0: batch}
+        for spec in input_specs(config)
+        if spec is not None
+    )
 
 
 def _onnx_session(path: Path) -> Any:
@@ -330,16 +311,8 @@ def _strip_and_save_onnx(program: Any, path: Path) -> Path | None:
     return data
 
 
-def _load_model(model_or_checkpoint: nn.Module | str | os.PathLike) -> nn.Module:
-    if isinstance(model_or_checkpoint, nn.Module):
-        return model_or_checkpoint
-    from compactvideo.checkpoint import load_trained_model
-
-    return load_trained_model(model_or_checkpoint)
-
-
 def export_model(
-    model_or_checkpoint: nn.Module | str | os.PathLike,
+    model: nn.Module,
     out: str | os.PathLike,
     format: str = "onnx",
     opset: int = DEFAULT_OPSET,
@@ -348,7 +321,7 @@ def export_model(
     tolerance: float = DEFAULT_TOLERANCE,
     seed: int = 0,
 ) -> ExportReport:
-    """Export a model (or the model a checkpoint rebuilds) to ``out`` and verify it (module docstring).
+    """Export ``model`` (with its ``config``) to ``out`` and verify it (module docstring).
 
     ``verify_data``: a record pattern (or clip folder) whose first batches are checked as well as the
     random inputs. Returns the :class:`ExportReport`; raises :class:`ExportError` when the model cannot
@@ -356,11 +329,10 @@ def export_model(
     """
     if format not in FORMATS:
         raise ExportError(f"format must be one of {FORMATS}, got {format!r}")
-    model = _load_model(model_or_checkpoint)
     config = model.config
     interface = prepare_for_export(model, circulant_as)
     names = input_names(config)
-    example = _example_batch(config, 3, 12, torch.Generator().manual_seed(seed))
+    example = _random_batch(config, 3, 12, torch.Generator().manual_seed(seed))
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     external = None
@@ -420,19 +392,19 @@ def _torch_export(interface: nn.Module, example: list, config: Any) -> torch.exp
 
 def runtime_latencies(
     model: nn.Module,
-    example_inputs: Sequence[torch.Tensor | None],
+    inputs: Sequence[torch.Tensor | None],
     workdir: str | os.PathLike | None = None,
     repeats: int = 20,
 ) -> dict[str, Any]:
     """Batch-1 latency on 1 thread of PyTorch eager, onnxruntime and the ``.pt2`` program, and file sizes.
 
-    ``example_inputs``: the model's positional inputs (``None`` for an absent modality), as
+    ``inputs``: the model's positional inputs (``None`` for an absent modality), as
     :func:`compactvideo.models.example_inputs` gives them; only their first example is timed. The
     model is exported (and verified) to ``workdir`` (a temporary folder when ``None``). Returns
     ``{"eager_ms", "onnx_ms", "pt2_ms", "onnx_bytes", "pt2_bytes", "parameter_bytes"}`` (median ms).
     The caller's torch thread count is restored afterwards.
     """
-    tensors = [t[:1] for t in example_inputs if t is not None]
+    tensors = [t[:1] for t in inputs if t is not None]
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

@@ -14,15 +14,22 @@ top-k selection is computed in float64.
   positives; averaged over the classes that have at least one positive (the current starter code's
   ``filter_empty_classes=True``).
 
-Ties between equal scores are broken by input order (video, then class index); the starter code breaks
-them with a seeded random shuffle, which can change the last digits when scores tie.
+Pooled pairs with equal scores count as one threshold, as in scikit-learn's
+``average_precision_score``: precision is taken once the whole group of tied pairs is in, so GAP and
+mAP do not depend on the order in which videos arrive (the starter code breaks ties with a seeded
+shuffle, which changes the last digits when scores tie; without ties the definitions agree).
+:class:`MetricAccumulator` keeps integer counts and sums per-video values with ``math.fsum``, so its
+results are bit-identical whatever the batches, their order and how accumulators are merged.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
+
+__all__ = ["MetricAccumulator", "gap", "hit_at_one", "mean_average_precision", "perr", "top_k_pairs"]
 
 
 def _as_arrays(predictions: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -37,38 +44,56 @@ def _as_arrays(predictions: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray,
 
 
 def top_k_pairs(predictions: np.ndarray, labels: np.ndarray, top_k: int = 20):
-    """Each video's ``top_k`` highest-scoring classes: (classes, scores, labels), each [videos, k]."""
+    """Each video's ``top_k`` highest-scoring classes: (classes, scores, labels), each [videos, k].
+
+    Among classes tied with the k-th score the lowest class indices are taken (as a stable sort by
+    descending score would), so a video's pairs depend on its own row only. Classes come out sorted.
+    """
     predictions, labels = _as_arrays(predictions, labels)
     if top_k < 1:
         raise ValueError(f"top_k must be positive, got {top_k}")
-    k = min(top_k, predictions.shape[1])
-    classes = np.argpartition(predictions, predictions.shape[1] - k, axis=1)[:, -k:]
-    classes.sort(axis=1)  # a deterministic order for ties
+    videos, num_classes = predictions.shape
+    k = min(top_k, num_classes)
+    kth = np.partition(predictions, num_classes - k, axis=1)[:, num_classes - k : num_classes - k + 1]
+    above, tied = predictions > kth, predictions == kth
+    wanted = k - above.sum(axis=1, keepdims=True)
+    chosen = above | (tied & (np.cumsum(tied, axis=1) <= wanted))
+    classes = np.nonzero(chosen)[1].reshape(videos, k)
     scores = np.take_along_axis(predictions, classes, 1).astype(np.float64)
     return classes, scores, np.take_along_axis(labels, classes, 1).astype(np.float64)
 
 
+def _tie_group_ends(*keys: np.ndarray) -> np.ndarray:
+    """Indices of the last entry of each run of equal ``keys`` (arrays already sorted by them)."""
+    changes = np.zeros(len(keys[0]), dtype=bool)
+    changes[-1:] = True
+    for key in keys:
+        changes[:-1] |= key[1:] != key[:-1]
+    return np.flatnonzero(changes)
+
+
 def _average_precision(scores: np.ndarray, relevant: np.ndarray, positives: float) -> float:
-    """sum_i P(i) rel(i) / positives over the pairs sorted by descending score."""
-    if positives <= 0:
+    """sum over tie groups g of hits(g) P(end of g) / positives, pairs sorted by descending score."""
+    if positives <= 0 or len(scores) == 0:
         return 0.0
     order = np.argsort(-scores, kind="stable")
-    hits = relevant[order] > 0
-    precision_at_hits = np.cumsum(hits)[hits] / (np.flatnonzero(hits) + 1)
-    return float(precision_at_hits.sum() / positives)
+    scores, cumulative = scores[order], np.cumsum(relevant[order] > 0)
+    ends = _tie_group_ends(scores)
+    hits = np.diff(cumulative[ends], prepend=0)
+    return float((hits * cumulative[ends] / (ends + 1)).sum() / positives)
 
 
 def _class_average_precisions(classes, scores, relevant, positives_per_class) -> np.ndarray:
-    """AP of every class over its own pooled entries (one lexsort for all classes)."""
+    """AP of every class over its own pooled entries (one lexsort for all classes, ties grouped)."""
     num_classes = len(positives_per_class)
-    order = np.lexsort((-scores, classes))  # by class, then by descending score (stable)
-    classes, hits = classes[order], relevant[order] > 0
-    starts = np.searchsorted(classes, np.arange(num_classes))
-    rank_in_class = np.arange(len(classes)) - starts[classes] + 1
-    cumulative = np.cumsum(hits)
-    before_class = np.concatenate([[0], cumulative])[starts[classes]]
-    precision = (cumulative - before_class) / rank_in_class
-    sums = np.bincount(classes, weights=precision * hits, minlength=num_classes)
+    order = np.lexsort((-scores, classes))  # by class, then by descending score
+    classes, scores, cumulative = classes[order], scores[order], np.cumsum(relevant[order] > 0)
+    ends = _tie_group_ends(classes, scores)
+    starts = np.searchsorted(classes, np.arange(num_classes))[classes[ends]]
+    before_class = np.concatenate([[0], cumulative])[starts]
+    precision = (cumulative[ends] - before_class) / (ends - starts + 1)
+    hits = np.diff(cumulative[ends], prepend=0)
+    sums = np.bincount(classes[ends], weights=precision * hits, minlength=num_classes)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(positives_per_class > 0, sums / positives_per_class, 0.0)
 
@@ -79,10 +104,14 @@ def gap(predictions: np.ndarray, labels: np.ndarray, top_k: int = 20) -> float:
     return _average_precision(scores.ravel(), relevant.ravel(), float(np.sum(labels, dtype=np.float64)))
 
 
+def _hits_at_one(predictions: np.ndarray, labels: np.ndarray) -> int:
+    return int(np.count_nonzero(labels[np.arange(len(labels)), np.argmax(predictions, axis=1)]))
+
+
 def hit_at_one(predictions: np.ndarray, labels: np.ndarray) -> float:
     """Fraction of videos whose top prediction is one of their labels."""
     predictions, labels = _as_arrays(predictions, labels)
-    return float(np.mean(labels[np.arange(len(labels)), np.argmax(predictions, axis=1)], dtype=np.float64))
+    return _hits_at_one(predictions, labels) / len(labels) if len(labels) else 0.0
 
 
 def _perr_per_video(predictions: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -123,8 +152,8 @@ class MetricAccumulator:
     num_classes: int
     top_k: int = 20
     videos: int = 0
-    _hits_at_one: float = 0.0
-    _perr: float = 0.0
+    _hits_at_one: int = 0
+    _perr: list = field(default_factory=list)
     _positives: np.ndarray = field(init=False)
     _pairs: list = field(default_factory=list)
 
@@ -138,8 +167,8 @@ class MetricAccumulator:
                 f"expected {self.num_classes} classes, got predictions of shape {predictions.shape}"
             )
         self.videos += len(predictions)
-        self._hits_at_one += hit_at_one(predictions, labels) * len(predictions)
-        self._perr += float(_perr_per_video(predictions, labels).sum())
+        self._hits_at_one += _hits_at_one(predictions, labels)
+        self._perr.append(_perr_per_video(predictions, labels))
         self._positives += labels.sum(axis=0, dtype=np.float64)
         classes, scores, relevant = top_k_pairs(predictions, labels, self.top_k)
         self._pairs.append(
@@ -152,7 +181,7 @@ class MetricAccumulator:
             raise ValueError("cannot merge accumulators with different classes or top_k")
         self.videos += other.videos
         self._hits_at_one += other._hits_at_one
-        self._perr += other._perr
+        self._perr.extend(other._perr)
         self._positives += other._positives
         self._pairs.extend(other._pairs)
 
@@ -165,7 +194,7 @@ class MetricAccumulator:
         return {
             "gap": _average_precision(scores, relevant, float(self._positives.sum())),
             "hit_at_one": self._hits_at_one / self.videos,
-            "perr": self._perr / self.videos,
+            "perr": math.fsum(np.concatenate(self._perr)) / self.videos,
             "map": float(aps[present].mean()) if present.any() else 0.0,
             "videos": self.videos,
         }

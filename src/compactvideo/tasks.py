@@ -7,7 +7,10 @@
 - :class:`SingleLabelTask` (action clips): the model outputs logits; the loss is softmax cross-entropy
   and the metric accuracy.
 
-The training and evaluation loops only talk to a task, so one engine serves every model family.
+A task is built with the batch entries the model takes, in its ``forward`` order (``input_keys``,
+``None`` for an argument the model takes as ``None``, such as an absent modality); each model family
+(:mod:`compactvideo.models.family`) says which. The training and evaluation loops only talk to a task,
+so one engine serves every model family.
 """
 
 from __future__ import annotations
@@ -54,8 +57,11 @@ class Task(Protocol):
     def batch_size(self, batch: dict[str, Any]) -> int: ...
 
 
-def _to(tensor: torch.Tensor | None, device: torch.device) -> torch.Tensor | None:
-    return None if tensor is None else tensor.to(device, non_blocking=True)
+def batch_inputs(
+    batch: dict[str, Any], keys: tuple[str | None, ...], device: torch.device
+) -> tuple[torch.Tensor | None, ...]:
+    """The batch entries named by ``keys`` on ``device``, ``None`` where a key is ``None``."""
+    return tuple(None if key is None else batch[key].to(device, non_blocking=True) for key in keys)
 
 
 @dataclass
@@ -78,21 +84,17 @@ class _MultiLabelMetrics:
 
 @dataclass(frozen=True)
 class MultiLabelTask:
-    """YouTube-8M: frame-level inputs (rgb, audio, num_frames) or video-level (mean_rgb, mean_audio)."""
+    """YouTube-8M: class probabilities out, multi-hot ``labels`` [B, C]; e.g. ``input_keys`` ("rgb",
+    "audio", "num_frames") for frame-level models, ("mean_rgb", None) for a video-level rgb-only one."""
 
     num_classes: int
-    level: str = "frame"
-    use_audio: bool = True
+    input_keys: tuple[str | None, ...]
 
     def inputs(self, batch: dict[str, Any], device: torch.device) -> tuple[torch.Tensor | None, ...]:
-        if self.level == "frame":
-            audio = batch["audio"] if self.use_audio else None
-            return _to(batch["rgb"], device), _to(audio, device), _to(batch["num_frames"], device)
-        audio = batch["mean_audio"] if self.use_audio else None
-        return _to(batch["mean_rgb"], device), _to(audio, device)
+        return batch_inputs(batch, self.input_keys, device)
 
     def loss(self, outputs: torch.Tensor, batch: dict[str, Any], device: torch.device) -> torch.Tensor:
-        return multilabel_cross_entropy(outputs, batch["labels"].to(device))
+        return multilabel_cross_entropy(outputs, batch["labels"].to(device, non_blocking=True))
 
     def metrics(self) -> Accumulator:
         return _MultiLabelMetrics(self.num_classes)
@@ -131,15 +133,16 @@ class _AccuracyMetrics:
 
 @dataclass(frozen=True)
 class SingleLabelTask:
-    """Action clips: input [B, C, T, H, W], integer labels, logits out."""
+    """Action clips: logits out, integer ``label`` [B]; ``input_keys`` ("clip",) for clip models."""
 
     num_classes: int
+    input_keys: tuple[str | None, ...]
 
-    def inputs(self, batch: dict[str, Any], device: torch.device) -> tuple[torch.Tensor, ...]:
-        return (_to(batch["clip"], device),)
+    def inputs(self, batch: dict[str, Any], device: torch.device) -> tuple[torch.Tensor | None, ...]:
+        return batch_inputs(batch, self.input_keys, device)
 
     def loss(self, outputs: torch.Tensor, batch: dict[str, Any], device: torch.device) -> torch.Tensor:
-        return F.cross_entropy(outputs.float(), batch["label"].to(device))
+        return F.cross_entropy(outputs.float(), batch["label"].to(device, non_blocking=True))
 
     def metrics(self) -> Accumulator:
         return _AccuracyMetrics()
@@ -152,10 +155,3 @@ def headline_metric(result: dict[str, float]) -> tuple[str, float]:
     """The number a run is judged by: GAP for YouTube-8M, accuracy for clips."""
     name = "gap" if "gap" in result else "accuracy"
     return name, float(result[name])
-
-
-def task_for(config: Any) -> MultiLabelTask | SingleLabelTask:
-    """The task a model config implies: its ``family`` says which data it reads and what it outputs."""
-    if config.family == "clip":
-        return SingleLabelTask(config.num_classes)
-    return MultiLabelTask(config.num_classes, level=config.family, use_audio="audio" in config.modalities)

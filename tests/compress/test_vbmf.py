@@ -1,22 +1,12 @@
 """EVBMF against the published ranks, a brute-force minimisation of the free energy, and synthetic data."""
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
+from tests.conftest import thetis_state_dict
 
 from compactvideo.compress.vbmf import VBMFError, evbmf, vbmf_rank
-
-FIXTURES = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures"
-
-
-def fixture_weights():
-    path = FIXTURES / "thetis_net2_state_dict.pt"
-    if not path.is_file():
-        pytest.skip(f"fixture {path} not present")
-    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def brute_force_free_energy(singular_values, length: int, m: int, sigma2: float, tau_bar: float) -> float:
@@ -48,7 +38,7 @@ def test_threshold_constant_is_the_published_one():
     [("c1", 0, 2), ("c1", 1, 2), ("c2", 0, 3), ("c2", 1, 2), ("l1", 0, 2), ("l1", 1, 4), ("l2", 0, 1)],
 )
 def test_fixture_unfoldings_give_the_published_ranks(layer, mode, rank):
-    weight = fixture_weights()[f"{layer}.weight"]
+    weight = thetis_state_dict()[f"{layer}.weight"]
     unfolding = weight.movedim(mode, 0).reshape(weight.shape[mode], -1)
     assert vbmf_rank(unfolding) == rank
 
@@ -58,7 +48,7 @@ def test_l1_noise_variance_is_the_global_minimum_not_the_first_probe():
     bounded minimiser stops at its first probe (7 components)."""
     from compactvideo.compress.vbmf import _tau_threshold
 
-    unfolding = fixture_weights()["l1.weight"].double().numpy().reshape(128, -1)
+    unfolding = thetis_state_dict()["l1.weight"].double().numpy().reshape(128, -1)
     length, m = unfolding.shape
     result = evbmf(unfolding)
     assert result.rank == 2

@@ -8,19 +8,20 @@ import numpy as np
 import pytest
 import torch
 
+from compactvideo.data.batching import LoaderPosition
 from compactvideo.data.clips import (
     ClipDataset,
     ClipDecodeError,
     ClipFolderError,
     MissingDepthError,
-    make_clip_loader,
     rank_indices,
     sample_indices,
 )
 from compactvideo.data.synthetic_clips import render_video, synthesize_clips, write_video
 from compactvideo.distributed import DistributedContext
-from compactvideo.loaders import LoaderOptions
-from compactvideo.models.clip import ClipConfig
+from compactvideo.loaders import LoaderOptions, make_loader
+from compactvideo.models import ClipConfig
+from compactvideo.paths import UnsafePathError
 
 FRAMES, WIDTH, HEIGHT = 16, 40, 32
 
@@ -192,15 +193,32 @@ def test_loader_batches_and_ranks(synthetic):
     seen = []
     for rank in range(2):
         context = DistributedContext(torch.device("cpu"), rank=rank, world_size=2)
-        for batch in make_clip_loader(config, root, options, 2, True, context, seed=1, epoch=0):
+        for batch in make_loader(config, str(root), options, 2, True, context, seed=1, epoch=0):
             assert batch["clip"].shape[1:] == (4, 8, 16, 20) and batch["clip"].dtype == torch.float32
             assert batch["label"].dtype == torch.int64 and len(batch["ids"]) == len(batch["label"])
             seen += batch["ids"]
     assert sorted(seen) == sorted(f"{c}/{c}_{i:04d}" for c in ("backhand", "forehand") for i in range(3))
     with pytest.raises(ClipFolderError, match="3 classes"):
-        make_clip_loader(
-            ClipConfig(num_classes=3), root, options, 2, False, DistributedContext(torch.device("cpu"))
+        make_loader(
+            ClipConfig(num_classes=3), str(root), options, 2, False, DistributedContext(torch.device("cpu"))
         )
+
+
+def test_clip_batches_resume_after_a_position_and_never_hold_one_clip(synthetic):
+    root, _ = synthetic
+    config = ClipConfig(in_channels=4, frames=8, height=16, width=20)
+    context = DistributedContext(torch.device("cpu"))
+    options = LoaderOptions(num_workers=2)
+    whole = list(make_loader(config, str(root), options, 2, True, context, seed=1, epoch=0))
+    assert [len(batch["ids"]) for batch in whole] == [2, 2, 2]
+    position = LoaderPosition()
+    position.advance(whole[0], 2)
+    rest = list(make_loader(config, str(root), options, 2, True, context, seed=1, epoch=0, position=position))
+    assert [batch["ids"] for batch in rest] == [batch["ids"] for batch in whole[1:]]
+    assert all(torch.equal(a["clip"], b["clip"]) for a, b in zip(rest, whole[1:], strict=True))
+    assert rest[-1]["position"] == (0, {"batches": 3, "records": 6})
+    five = make_loader(config, str(root), options, 5, False, context)  # 5 + 1: one batch of 6
+    assert [len(batch["ids"]) for batch in five] == [6]
 
 
 def test_disk_cache_gives_the_same_clips(synthetic, tmp_path):
@@ -218,6 +236,26 @@ def test_disk_cache_gives_the_same_clips(synthetic, tmp_path):
     os.utime(source, ns=(source.stat().st_atime_ns, source.stat().st_mtime_ns + 10**9))
     torch.testing.assert_close(again[0]["clip"], clips[0])
     assert len(list(cache.glob("*.pt"))) == 3
+
+
+def test_the_disk_cache_writes_and_reads_only_inside_its_folder(synthetic, tmp_path):
+    root, _ = synthetic
+    cache, outside = tmp_path / "cache", tmp_path / "outside"
+    outside.mkdir()
+    ClipDataset(root, 8, 16, 20, cache=cache).decoded(0)
+    (entry,) = cache.iterdir()
+    entry.unlink()
+    partial = cache / f"{entry.stem}.{os.getpid()}.tmp"
+    os.symlink(outside / "planted", partial)  # a link where the clip would be written first
+    with pytest.raises(UnsafePathError, match=rf"{partial.name}: leads to .*outside"):
+        ClipDataset(root, 8, 16, 20, cache=cache).decoded(0)
+    partial.unlink()
+    (outside / "other.pt").write_bytes(b"not a clip")
+    os.symlink(outside / "other.pt", entry)  # a link where the clip would be read
+    with pytest.raises(UnsafePathError, match=rf"{entry.name}: leads to .*outside"):
+        ClipDataset(root, 8, 16, 20, cache=cache).decoded(0)
+    assert sorted(p.name for p in outside.iterdir()) == ["other.pt"]
+    assert (outside / "other.pt").read_bytes() == b"not a clip"
 
 
 def test_synth_clips_command(tmp_path, capsys):

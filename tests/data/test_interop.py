@@ -1,20 +1,17 @@
-"""Interop with an independent implementation: the ``tfrecord`` package (the ``.[bench]`` extra).
+"""Interop with an independent implementation: the ``tfrecord`` package (in the ``dev`` extra).
 
 It frames records and encodes protobufs with its own code and registers ``tensorflow.Example`` in the
 default descriptor pool, as TensorFlow does; compactvideo's messages live in a private pool beside it.
 """
 
 import numpy as np
-import pytest
+from tfrecord.reader import sequence_loader, tfrecord_loader
+from tfrecord.writer import TFRecordWriter
 
 from compactvideo.data.yt8m import FrameRecord, VideoRecord, dequantize, read_records, write_records
 
-tfrecord = pytest.importorskip("tfrecord", reason="the tfrecord package (pip install -e '.[bench]')")
-
 
 def test_files_written_by_the_tfrecord_package_read_back_exactly(tmp_path):
-    from tfrecord.writer import TFRecordWriter
-
     rng = np.random.default_rng(0)
     rgb = rng.integers(0, 256, (5, 1024), dtype=np.uint8)
     audio = rng.integers(0, 256, (5, 128), dtype=np.uint8)
@@ -51,8 +48,6 @@ def test_files_written_by_the_tfrecord_package_read_back_exactly(tmp_path):
 
 
 def test_files_written_by_compactvideo_are_read_by_the_tfrecord_package(tmp_path):
-    from tfrecord.reader import sequence_loader, tfrecord_loader
-
     rng = np.random.default_rng(1)
     rgb = rng.integers(0, 256, (4, 1024), dtype=np.uint8)
     audio = rng.integers(0, 256, (4, 128), dtype=np.uint8)

@@ -5,7 +5,7 @@ import struct
 import crc32c
 import pytest
 
-from compactvideo.data import CorruptRecordError, ReadStats
+from compactvideo.data import CorruptRecordError
 from compactvideo.data.tfrecord import frame_record, iter_payloads, masked_crc, write_payloads
 
 CHECK_CRC = 0xE3069283  # CRC32C of b"123456789", the Castagnoli polynomial's published check value
@@ -114,13 +114,3 @@ def test_a_file_that_is_not_a_tfrecord_is_rejected_at_offset_0(tmp_path):
     path.write_bytes(b"this is plain text, not a record file\n")
     with pytest.raises(CorruptRecordError, match="offset 0: length CRC mismatch"):
         list(iter_payloads(path))
-
-
-def test_read_stats_summarise_what_was_skipped(tmp_path):
-    stats = ReadStats(records=5)
-    for offset in range(12):
-        stats.skip(CorruptRecordError(tmp_path / "a.tfrecord", offset * 100, "payload CRC mismatch"))
-    lines = stats.summary().splitlines()
-    assert lines[0] == "read 5 records, skipped 12 damaged"
-    assert lines[1].endswith("a.tfrecord: record at byte offset 0: payload CRC mismatch")
-    assert lines[-1] == "  ... and 2 more" and len(lines) == 12

@@ -321,7 +321,11 @@ def test_skip_corrupt_counts_and_reports(two_records, tmp_path):
     with pytest.warns(UserWarning, match="read 2 records, skipped 2 damaged"):
         records = list(read_records([path, path], skip_corrupt=True, stats=stats))
     assert [r.id for r in records] == ["ab12", "ab12"] and stats.skipped == 2
-    assert str(stats.errors[0]).startswith(f"{path}: record at byte offset {second_offset}")
+    assert stats.messages() == [
+        f"{path}: record at byte offset {second_offset}: payload CRC mismatch ({len(data) - second_offset:,} "
+        "bytes skipped)"
+    ]
+    assert (stats.files[str(path)].records, stats.files[str(path)].skipped) == (2, 2)  # read twice
 
 
 @pytest.mark.parametrize(

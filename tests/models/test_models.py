@@ -15,7 +15,7 @@ from compactvideo.models import (
 )
 from compactvideo.models.presets import SMALL_PRESETS
 from compactvideo.nn import CirculantLinear
-from compactvideo.profile import count_parameters
+from compactvideo.profiling import count_parameters
 
 
 @pytest.mark.parametrize("name", PAPER_PARAMETERS)

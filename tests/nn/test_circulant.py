@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from compactvideo.nn import BlockCirculantLinear, CirculantLinear, make_linear
+from compactvideo.nn import BlockCirculantLinear, CirculantLinear
 
 SHAPES = [(16, 16), (16, 5), (8, 21), (6, 12)]  # square, shrinking, expanding (uneven), expanding (even)
 MODES = ["learned", "sign", "none"]
@@ -170,19 +170,6 @@ def test_block_circulant_forward_and_gradients(n, m, b):
     assert torch.autograd.gradcheck(
         lambda c, x: torch.func.functional_call(layer, {"columns": c}, (x,)), (columns, x)
     )
-
-
-def test_make_linear_is_the_switch():
-    assert isinstance(make_linear("dense", 8, 4), torch.nn.Linear)
-    circulant = make_linear("circulant", 8, 4, factors=2, diagonal="sign")
-    assert isinstance(circulant, CirculantLinear) and circulant.factors == 2
-    assert make_linear("block-circulant", 8, 4, block_size=4, bias=False).bias is None
-    with pytest.raises(ValueError, match="unknown projection kind 'toeplitz'"):
-        make_linear("toeplitz", 8, 4)
-    with pytest.raises(ValueError, match="block_size"):
-        make_linear("block-circulant", 8, 4)
-    with pytest.raises(ValueError, match="takes no options"):
-        make_linear("dense", 8, 4, factors=2)
 
 
 def test_bad_arguments_are_rejected_precisely():

@@ -16,7 +16,7 @@ from compactvideo.nn.tucker import (
     set_fast_path,
     tucker_like,
 )
-from compactvideo.profile import count_flops
+from compactvideo.profiling import count_flops
 
 # (in, out, kernel, rank_out, rank_in, stride, padding, dilation, input shape)
 CASES = [

@@ -7,10 +7,17 @@ import shlex
 import pytest
 
 from compactvideo.cli import build_parser
-from compactvideo.cli.options import loader_options
+from compactvideo.cli.options import contract_overrides, loader_options
 from compactvideo.demo import DemoOptions
 from compactvideo.errors import CompactVideoError
-from compactvideo.models import PAPER_PARAMETERS, PRESETS, config_from_dict, resolve_model_spec
+from compactvideo.models import (
+    PAPER_PARAMETERS,
+    PRESETS,
+    FrameData,
+    config_from_dict,
+    override_data,
+    resolve_model_spec,
+)
 from compactvideo.reproduce import ReproduceOptions, reproduce
 from compactvideo.reproduce.araujo2018 import (
     BENCHMARK,
@@ -21,7 +28,7 @@ from compactvideo.reproduce.araujo2018 import (
     paper_size_config,
     parameters_of,
 )
-from compactvideo.reproduce.plan import paper_training, train_flags
+from compactvideo.reproduce.plan import PAPER_DATA, paper_training, train_flags
 
 
 def test_paper_size_models_are_the_presets_and_count_the_published_parameters():
@@ -94,18 +101,16 @@ def test_plan_trains_every_model_with_the_papers_recipe_under_torchrun(tmp_path)
             4e6,
         )
         assert (args.clip_norm, args.epochs, args.max_examples) == (1.0, 15, None)
-        data = loader_options(args)
-        assert (data.split_half, data.l2_normalize, data.frames_per_sample, data.max_frames) == (
-            True,
-            True,
-            15,
-            300,
-        )
+        assert loader_options(args).split_half
+        contract = contract_overrides(args)
+        assert contract == {"frames_per_sample": 15, "max_frames": 300, "l2_normalize": True}
         assert args.valid_every * 80 * 4 == pytest.approx(1_000_000, abs=80 * 4)
+        # the model as trained: its config with the command's data contract
+        sampling = override_data(config, contract, trained=False).frame_sampling()
         if run["key"].startswith("dbof-m"):  # mean and max pooling read every frame
-            assert config.samples == 1
+            assert (config.samples, sampling.mode) == (1, "all")
         else:
-            assert data.frame_sampling == "robust" and config.samples == 10
+            assert (sampling.mode, sampling.samples, sampling.frames_per_sample) == ("robust", 10, 15)
     assert paper_size_config("dbof-mean").embeddings[0].pooling == "mean"
 
 
@@ -116,6 +121,12 @@ def test_flags_give_back_the_options_they_were_made_from():
         assert getattr(args, name) == getattr(options, name)
     assert int(args.lr_decay_examples) == options.lr_decay_examples
     assert loader_options(args) == options.data
+    contract = ["train", "--train", "x", "--out", "y", *train_flags(PAPER_DATA)]
+    assert FrameData(**contract_overrides(build_parser().parse_args(contract))) == PAPER_DATA
+
+
+def test_the_papers_data_contract_is_the_paper_presets():
+    assert all(PRESETS[preset].data == PAPER_DATA for preset in PRESET_OF.values())
 
 
 def test_paper_scale_needs_real_data():

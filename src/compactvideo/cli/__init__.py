@@ -10,12 +10,13 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 
 import torch
 
 from compactvideo import __version__
-from compactvideo.errors import CompactVideoError
+from compactvideo.errors import CompactVideoError, CompactVideoWarning, OptionError
 
 # The command modules, in the order `compactvideo --help` lists them.
 COMMAND_MODULES = (
@@ -25,7 +26,7 @@ COMMAND_MODULES = (
     "train",
     "evaluate",
     "compress",
-    "profile",
+    "profiling",
     "export",
     "reproduce",
 )
@@ -50,6 +51,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_warnings(fallback: Callable) -> Callable:
+    """A ``warnings.showwarning`` printing compactvideo's own warnings on one line, like its errors, and
+    handing the others to ``fallback``."""
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        if issubclass(category, CompactVideoWarning):
+            print(f"compactvideo: warning: {message}", file=sys.stderr)
+        else:
+            fallback(message, category, filename, lineno, file, line)
+
+    return show
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -57,11 +71,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.threads < 1:
             parser.error(f"--threads must be at least 1, got {args.threads}")
         torch.set_num_threads(args.threads)
-    try:
-        return int(args.run(args) or 0)
-    except CompactVideoError as error:
-        print(f"compactvideo: error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("compactvideo: interrupted", file=sys.stderr)
-        return 130
+    with warnings.catch_warnings():
+        warnings.showwarning = _one_line_warnings(warnings.showwarning)
+        try:
+            return int(args.run(args) or 0)
+        except OptionError as error:  # named after the flag the user typed
+            print(f"compactvideo: error: {error.flag_message()}", file=sys.stderr)
+            return 2
+        except CompactVideoError as error:
+            print(f"compactvideo: error: {error}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print("compactvideo: interrupted", file=sys.stderr)
+            return 130

@@ -49,7 +49,7 @@ def parse_ranks(
 
 
 def _run_compress(args: argparse.Namespace) -> int:
-    from compactvideo.compress.tucker import compress_checkpoint
+    from compactvideo.pipelines import compress_checkpoint
 
     skip = None if args.skip is None else tuple(name for name in args.skip.split(",") if name)
     report = compress_checkpoint(

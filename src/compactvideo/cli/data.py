@@ -55,11 +55,13 @@ def _add_synth(data_commands: argparse._SubParsersAction) -> None:
 
 
 def _run_inspect(args: argparse.Namespace) -> int:
-    from compactvideo.data.inspect import format_inspection, inspect_records
-    from compactvideo.loaders import resolve_files
+    from compactvideo.data.files import resolve_files
+    from compactvideo.data.inspection import format_inspection, inspect_records
+    from compactvideo.errors import check_at_least
 
+    check_at_least("max_skipped", args.max_skipped, 0)
     paths = [path for pattern in args.files for path in resolve_files(pattern)]
-    report = inspect_records(paths)
+    report = inspect_records(paths, max_skipped=args.max_skipped)
     print(json.dumps(report, indent=2) if args.json else format_inspection(report))
     return 1 if report["skipped"] else 0
 
@@ -72,6 +74,12 @@ def _add_inspect(data_commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("files", nargs="+", help="TFRecord files, globs or folders")
     parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.add_argument(
+        "--max-skipped",
+        type=int,
+        metavar="N",
+        help="stop with an error once more than N damaged records were skipped (default: read everything)",
+    )
     parser.set_defaults(run=_run_inspect)
 
 
@@ -84,12 +92,14 @@ def _run_download(args: argparse.Namespace) -> int:
         shards=args.shards,
         mirror=args.mirror,
         base_url=args.base_url,
-        downloader=Downloader(retries=args.retries),
+        downloader=Downloader(retries=args.retries, allow_http=args.allow_http),
     )
     print(
         f"downloaded {len(report.downloaded)} files ({report.bytes / 2**20:.1f} MiB), "
         f"{len(report.skipped)} already complete, into {args.out}"
     )
+    if report.plain_http_hosts:
+        print(f"over plain HTTP, unauthenticated, from {', '.join(report.plain_http_hosts)}")
     return 0
 
 
@@ -101,8 +111,17 @@ def _add_download(data_commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--shards", default="1/1", help="M/N: the M-th of N disjoint parts (default: all)")
     parser.add_argument("--mirror", choices=("us", "eu", "asia"), default="us")
     parser.add_argument("--out", type=Path, required=True, help="folder for the shards (run again to resume)")
-    parser.add_argument("--base-url", help="serve plan and files from here instead (a local mirror)")
+    parser.add_argument(
+        "--base-url", help="serve plan and files from here instead (a local mirror), scheme as given"
+    )
     parser.add_argument("--retries", type=int, default=5, help="per file, with exponential back-off")
+    parser.add_argument(
+        "--allow-http",
+        action="store_true",
+        help="UNSAFE: when a server gives no verified HTTPS answer, fetch from it over plain HTTP. Anyone on "
+        "the network path can then replace the download plan and the files together, and the plan's MD5s, "
+        "which come with it, cannot tell (they only catch damage in transit)",
+    )
     parser.set_defaults(run=_run_download)
 
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 
 def _run_export(args: argparse.Namespace) -> int:
-    from compactvideo.export import export_model
+    from compactvideo.pipelines import export_checkpoint
 
-    report = export_model(
+    report = export_checkpoint(
         args.checkpoint,
         args.out,
         format=args.format,
@@ -31,7 +31,7 @@ def _run_export(args: argparse.Namespace) -> int:
 
 
 def _run_quantize(args: argparse.Namespace) -> int:
-    from compactvideo.quantize import quantize_checkpoint
+    from compactvideo.pipelines import quantize_checkpoint
 
     report = quantize_checkpoint(args.checkpoint, args.out, args.valid, args.batch_size)
     if args.json:

@@ -5,14 +5,16 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 from pathlib import Path
 
-from compactvideo.cli.options import add_loader_options, loader_options
+from compactvideo.cli.options import add_loader_options, contract_overrides, loader_options
+from compactvideo.precision import PRECISIONS
 from compactvideo.train import TrainOptions
 
 
 def _run_train(args: argparse.Namespace) -> int:
+    from compactvideo.distributed import is_main_process
+    from compactvideo.errors import check_at_least
     from compactvideo.models import resolve_model_spec
     from compactvideo.train import train
 
@@ -21,7 +23,7 @@ def _run_train(args: argparse.Namespace) -> int:
         learning_rate=args.learning_rate,
         lr_decay=args.lr_decay,
         lr_decay_examples=int(args.lr_decay_examples),
-        clip_norm=args.clip_norm if args.clip_norm > 0 else None,
+        clip_norm=None if args.clip_norm == 0 else args.clip_norm,
         max_examples=args.max_examples,
         epochs=args.epochs,
         seed=args.seed,
@@ -30,11 +32,23 @@ def _run_train(args: argparse.Namespace) -> int:
         valid_max_videos=args.valid_max_videos,
         checkpoint_every=args.checkpoint_every,
         device=args.device,
+        precision=args.precision,
+        compile=args.compile,
         data=loader_options(args),
     )
+    check_at_least("num_classes", args.num_classes, 1)
     model = resolve_model_spec(args.model, args.num_classes) if args.model else None
-    summary = train(model, args.train, args.out, options, args.valid, resume=args.resume, init=args.init)
-    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, one summary
+    summary = train(
+        model,
+        args.train,
+        args.out,
+        options,
+        args.valid,
+        resume=args.resume,
+        init=args.init,
+        contract=contract_overrides(args),
+    )
+    if is_main_process():  # under torchrun, one summary
         print(json.dumps(summary, indent=2))
     return 0
 
@@ -50,13 +64,20 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--valid", help="validation data, same forms as --train")
     parser.add_argument("--out", required=True, type=Path, help="run directory (checkpoints, logs)")
-    parser.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --out from its checkpoint (mid-epoch: same ranks and --num-workers)",
+    )
     parser.add_argument(
         "--init", type=Path, help="start from this checkpoint's model and weights (fine-tuning)"
     )
     defaults = {f.name: f.default for f in dataclasses.fields(TrainOptions)}
     parser.add_argument(
-        "--batch-size", type=int, default=defaults["batch_size"], help="examples per step and rank"
+        "--batch-size",
+        type=int,
+        default=defaults["batch_size"],
+        help="examples per step and rank (a last batch of one joins the one before)",
     )
     parser.add_argument("--learning-rate", type=float, default=defaults["learning_rate"])
     parser.add_argument("--lr-decay", type=float, default=defaults["lr_decay"], help="staircase decay factor")
@@ -76,8 +97,26 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--valid-every", type=int, help="steps between validations (default: at the end only)"
     )
-    parser.add_argument("--valid-max-videos", type=int, help="videos per periodic validation")
+    parser.add_argument(
+        "--valid-max-videos", type=int, help="validate on the first N videos of --valid (default: all)"
+    )
     parser.add_argument("--checkpoint-every", type=int, default=defaults["checkpoint_every"], help="steps")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda")
+    parser.add_argument(
+        "--device",
+        default=defaults["device"],
+        help="auto (a GPU when there is one), cpu, or cuda (under torchrun: each rank's local GPU)",
+    )
+    parser.add_argument(
+        "--precision",
+        default=defaults["precision"],
+        help=f"{', '.join(PRECISIONS)}: float32, or the forward pass under torch.autocast in bfloat16 "
+        "or float16 (with loss scaling); circulant FFTs stay float32 (default 32)",
+    )
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="run the training steps through torch.compile: faster steps after minutes of compiling "
+        "(measured in the README)",
+    )
     add_loader_options(parser)
     parser.set_defaults(run=_run_train)

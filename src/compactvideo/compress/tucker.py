@@ -26,7 +26,6 @@ import dataclasses
 import math
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -38,6 +37,7 @@ from tqdm.auto import tqdm
 
 from compactvideo.compress.vbmf import vbmf_rank
 from compactvideo.errors import CompactVideoError
+from compactvideo.models import TuckerLayer, example_inputs
 from compactvideo.nn.tucker import TuckerConv, TuckerLinear, TuckerRankError, plain_path
 
 RankSpec = str | float | tuple[int, int]
@@ -277,19 +277,8 @@ def _model_inputs(model: nn.Module) -> tuple[Any, ...] | None:
     config = getattr(model, "config", None)
     if config is None:
         return None
-    from compactvideo.models import example_inputs
-
     device = next(model.parameters()).device
     return tuple(x.to(device) if isinstance(x, torch.Tensor) else x for x in example_inputs(config, 1))
-
-
-def _check_config_can_record(model: nn.Module) -> None:
-    config = getattr(model, "config", None)
-    if config is not None and "tucker" not in {field.name for field in dataclasses.fields(config)}:
-        raise CompressionError(
-            f"{type(config).__name__} (family {getattr(config, 'family', '?')!r}) cannot describe Tucker "
-            "layers, so the compressed model could not be rebuilt from its checkpoint"
-        )
 
 
 def _record_in_config(model: nn.Module, factored: list[tuple[str, int, int]]) -> None:
@@ -297,8 +286,6 @@ def _record_in_config(model: nn.Module, factored: list[tuple[str, int, int]]) ->
     config = getattr(model, "config", None)
     if config is None or not factored:
         return
-    from compactvideo.models.clip import TuckerLayer
-
     added = tuple(TuckerLayer(name, rank_out, rank_in) for name, rank_out, rank_in in factored)
     model.config = dataclasses.replace(config, tucker=config.tucker + added)
 
@@ -327,7 +314,6 @@ def compress_model(
     """
     if method != "tucker":
         raise CompressionError(f"unknown compression method {method!r}; available: 'tucker'")
-    _check_config_can_record(model)
     candidates = _candidates(model)
     skip = candidates[-1:] if skip is None else list(skip)
     unknown = sorted((set(skip) | set(ranks if isinstance(ranks, Mapping) else ())) - set(candidates))
@@ -387,32 +373,3 @@ def compress_model(
         flops_before=sum(flops_before.values()) if inputs is not None else None,
         flops_after=sum(flops_after.values()) if inputs is not None else None,
     )
-
-
-def compress_checkpoint(
-    path: str | Path,
-    out: str | Path,
-    method: str = "tucker",
-    ranks: RankSpec | Mapping[str, RankSpec] = "vbmf",
-    skip: Collection[str] | None = None,
-    weaken: float = 0.0,
-    min_rank: int = 1,
-) -> CompressionReport:
-    """Compress the model of checkpoint ``path`` (:func:`compress_model`) and write it to ``out``.
-
-    The new checkpoint holds the compressed model's config (its ``tucker`` layers included), its
-    ``state_dict``, the report (``compression``) and the source path; no optimizer state, so training
-    from it (``--init``) fine-tunes.
-    """
-    from compactvideo.checkpoint import load_trained_model, save_checkpoint
-
-    model = load_trained_model(path)
-    report = compress_model(model, method, ranks, skip, weaken, min_rank)
-    save_checkpoint(
-        out,
-        config=model.config.to_dict(),
-        state_dict=model.state_dict(),
-        compression=report.to_dict(),
-        source=str(path),
-    )
-    return report

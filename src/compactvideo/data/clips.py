@@ -21,7 +21,8 @@ A clip is the uint8 frames scaled to [0, 1] floats, laid out [C, T, H, W]; a bat
 ``{"clip": float32 [B, C, T, H, W], "label": int64 [B], "ids": list[str]}`` (ids are ``class/name``), what
 :class:`compactvideo.tasks.SingleLabelTask` reads. Clips are decoded when first read; ``cache="memory"``
 keeps decoded uint8 clips for the dataset's lifetime, a folder keeps them on disk across runs (keyed by
-file, size, modification time and the sampling).
+file, size, modification time and the sampling). Cache files are named by a SHA-256 of that key and
+checked to lead inside the cache folder, links followed, before they are read or written.
 """
 
 from __future__ import annotations
@@ -37,11 +38,11 @@ from typing import Any
 import av
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
-from compactvideo.distributed import DistributedContext
 from compactvideo.errors import CompactVideoError
+from compactvideo.paths import contained_path
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
@@ -236,7 +237,7 @@ class ClipDataset(Dataset):
                 stat = path.stat()
                 key[name] = [str(path.resolve()), stat.st_size, stat.st_mtime_ns]
         digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:32]
-        return self.cache_dir / f"{digest}.pt"
+        return contained_path(self.cache_dir, f"{digest}.pt")
 
     def decoded(self, index: int) -> torch.Tensor:
         """Clip ``index`` as decoded uint8 [C, T, H, W], from the cache when it is there."""
@@ -249,7 +250,7 @@ class ClipDataset(Dataset):
         else:
             clip = load_clip(source, self.frames, self.height, self.width, self.sampling, self.grey)
             if path is not None:
-                partial = path.with_suffix(f".{os.getpid()}.tmp")
+                partial = contained_path(self.cache_dir, f"{path.stem}.{os.getpid()}.tmp")
                 torch.save(clip, partial)
                 os.replace(partial, path)
         if self.memory is not None:
@@ -280,45 +281,21 @@ def rank_indices(
     return [int(i) for i in order[rank::world_size]]
 
 
-def make_clip_loader(
-    config: Any,
-    root: str | Path,
-    options: Any,
-    batch_size: int,
-    training: bool,
-    context: DistributedContext,
-    seed: int = 0,
-    epoch: int = 0,
-) -> DataLoader:
-    """Batches of this rank's share of the clips under ``root`` for a clip model ``config``.
+class ClipBatches(Dataset):
+    """Item k is the k-th batch of ``groups`` (lists of clip indices) from ``start`` on, collated, with
+    its position: the batches and clips used once it is consumed (see compactvideo.data.batching)."""
 
-    The clip shape comes from the config (``in_channels``, ``frames``, ``height``, ``width``);
-    ``options`` is a :class:`compactvideo.loaders.LoaderOptions`: ``num_workers``, ``clip_sampling``
-    ("center" or "uniform") and ``clip_cache`` (None, "memory" or a folder).
-    Training order is a permutation seeded by (seed, epoch); evaluation keeps the folder order.
-    """
-    dataset = ClipDataset(
-        root,
-        frames=config.frames,
-        height=config.height,
-        width=config.width,
-        in_channels=config.in_channels,
-        sampling=options.clip_sampling,
-        cache=options.clip_cache,
-    )
-    if len(dataset.classes) != config.num_classes:
-        raise ClipFolderError(
-            f"{root}: the model has {config.num_classes} classes, the folder has {len(dataset.classes)} "
-            f"({', '.join(dataset.classes)})"
-        )
-    indices = rank_indices(len(dataset), training, context.rank, context.world_size, seed, epoch)
-    return DataLoader(
-        Subset(dataset, indices),
-        batch_size=batch_size,
-        shuffle=False,
-        collate_fn=collate_clips,
-        num_workers=options.num_workers,
-    )
+    def __init__(self, clips: ClipDataset, groups: list[list[int]], start: int = 0) -> None:
+        self.clips, self.groups, self.start = clips, groups, start
+
+    def __len__(self) -> int:
+        return len(self.groups) - self.start
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        used = self.start + index + 1
+        batch = collate_clips([self.clips[i] for i in self.groups[used - 1]])
+        batch["position"] = (0, {"batches": used, "records": sum(map(len, self.groups[:used]))})
+        return batch
 
 
 def preload(dataset: ClipDataset) -> None:
@@ -328,6 +305,7 @@ def preload(dataset: ClipDataset) -> None:
 
 
 __all__ = [
+    "ClipBatches",
     "ClipDataset",
     "ClipDecodeError",
     "ClipError",
@@ -338,7 +316,6 @@ __all__ = [
     "collate_clips",
     "find_clips",
     "load_clip",
-    "make_clip_loader",
     "preload",
     "rank_indices",
     "read_frames",

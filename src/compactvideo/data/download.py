@@ -6,7 +6,7 @@ This follows the official downloader's scheme:
 - its download plan, ``BASE/VERSION/download_plans/LEVEL_SPLIT.json``, maps every file name to its MD5;
 - ``--shards M/N`` takes the files whose name's MD5, read as an integer, is congruent to M - 1 modulo N,
   so N runs with M = 1..N download disjoint parts that together cover the partition;
-- files come from the mirror ``http://MIRROR.data.yt8m.org/VERSION/LEVEL/SPLIT/NAME`` (us, eu, asia);
+- files come from the mirror ``https://MIRROR.data.yt8m.org/VERSION/LEVEL/SPLIT/NAME`` (us, eu, asia);
 - a plan names files by a two-character code from VOCAB = a-z A-Z 0-9 (``traineh.tfrecord``), saved
   under the code's index 62 * VOCAB.index(c1) + VOCAB.index(c2) written with 4 digits
   (``train0255.tfrecord``), so the 3844 = 62^2 shards of a split are numbered 0000..3843.
@@ -16,31 +16,60 @@ HTTP Range request, failures are retried with exponential back-off, and the fini
 against the plan's MD5 before it is renamed into place (atomically). Files already present with the
 right MD5 (under either name) are skipped, so a killed download is resumed by running the same command
 again.
+
+**The plan is untrusted input.** Whoever answers for the mirror chooses the names that become paths, so
+before anything is fetched every entry must be a plain file name in the shard pattern (letters, a
+two-character code, ``.tfrecord``; :func:`compactvideo.paths.check_file_name`) with an MD5 of 32 hex
+digits, and every path written (each file, its ``.part``, the cached plan) must lead inside ``out``,
+symbolic links followed (:func:`compactvideo.paths.contained_path`). A plan that breaks a rule is refused
+whole and nothing is written. The servers are asked over HTTPS; a server that gives no verified HTTPS
+answer is used over plain HTTP only with ``allow_http`` (``--allow-http``), since then anyone on the
+network path can replace the plan and the files together, and the plan's MD5s, which come with it,
+cannot tell. The MD5s only catch damage in transit or on disk.
 """
 
 from __future__ import annotations
 
 import hashlib
 import http.client
+import io
 import json
 import os
 import re
+import ssl
 import string
 import time
 import urllib.error
 import urllib.request
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, BinaryIO
+from urllib.parse import urlsplit
 
 from tqdm.auto import tqdm
 
 from compactvideo.errors import CompactVideoError
+from compactvideo.paths import UnsafePathError, check_file_name, contained_path
 
-PLAN_BASE_URL = "http://data.yt8m.org"
+PLAN_HOST = "data.yt8m.org"
 MIRRORS = ("us", "eu", "asia")
 CHUNK = 1 << 20
 VOCAB = string.ascii_lowercase + string.ascii_uppercase + string.digits
+# The names the mirrors' plans use: the split, a two-character code from VOCAB, .tfrecord.
+SHARD_NAME = re.compile(r"[A-Za-z]+[a-zA-Z0-9]{2}\.tfrecord")
+MD5_HEX = re.compile(r"[0-9a-fA-F]{32}")
+PART_SUFFIX = ".part"
+# Failures worth another try. A refused or unverified HTTPS connection is not one: Downloader._open
+# decides about it first.
+TRANSIENT_ERRORS = (
+    urllib.error.URLError,
+    http.client.HTTPException,
+    ConnectionError,
+    TimeoutError,
+    ssl.SSLError,  # a TLS stream cut mid-transfer
+)
 
 
 class DownloadError(CompactVideoError):
@@ -92,6 +121,68 @@ def select_files(plan: dict[str, str], shard: int, num_shards: int) -> list[str]
     return sorted(chosen)
 
 
+def validate_plan(plan: Any, source: str) -> dict[str, str]:
+    """The plan's ``files`` map (name -> lower-case MD5) once every entry is checked (module docstring).
+
+    ``plan`` is the parsed JSON, ``source`` the URL or file it came from. A plan that is not an object
+    whose ``files`` is an object of strings, a name that is not a plain file name in the shard pattern,
+    or an MD5 that is not 32 hex digits raises :class:`DownloadError` naming ``source`` and the entry.
+    """
+    files = plan.get("files") if isinstance(plan, dict) else None
+    if not isinstance(files, dict):
+        if not isinstance(plan, dict):
+            found = f"a JSON {_json_type(plan)}"
+        else:
+            found = f"'files' as a JSON {_json_type(files)}" if "files" in plan else "no 'files'"
+        raise DownloadError(
+            f"{source}: expected a JSON object whose 'files' is an object of file name -> MD5, got {found}; "
+            "nothing was downloaded"
+        )
+    checked = {}
+    for name, md5 in files.items():
+        try:
+            check_file_name(name)
+        except UnsafePathError as error:
+            raise DownloadError(
+                f"{source}: the plan names an unsafe file, {error}; nothing was downloaded"
+            ) from error
+        if not SHARD_NAME.fullmatch(name):
+            raise DownloadError(
+                f"{source}: file {name!r}: expected a shard name such as traineh.tfrecord (letters, two "
+                "characters from a-z A-Z 0-9, .tfrecord); nothing was downloaded"
+            )
+        if not isinstance(md5, str) or not MD5_HEX.fullmatch(md5):
+            raise DownloadError(
+                f"{source}: file {name!r}: expected its MD5 as 32 hex digits, got {md5!r}; "
+                "nothing was downloaded"
+            )
+        checked[name] = md5.lower()
+    return checked
+
+
+def _json_type(value: Any) -> str:
+    names = {dict: "object", list: "array", str: "string", int: "number", float: "number", bool: "boolean"}
+    return names.get(type(value), "null")
+
+
+def parse_plan(text: bytes, source: str) -> dict[str, str]:
+    """A download plan's JSON text, parsed (a name listed twice is refused) and validated."""
+
+    def unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise DownloadError(f"{source}: {key!r} is listed twice; nothing was downloaded")
+            seen.add(key)
+        return dict(pairs)
+
+    try:
+        plan = json.loads(text, object_pairs_hook=unique)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise DownloadError(f"{source}: the download plan is not valid JSON ({error})") from error
+    return validate_plan(plan, source)
+
+
 def local_name(name: str) -> str:
     """The name the official downloader saves ``name`` under: ``traineh.tfrecord`` -> ``train0255.tfrecord``.
 
@@ -114,22 +205,43 @@ def md5_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+def writable_path(out: Path, file_name: str, plan_url: str) -> Path:
+    """``out / file_name`` once it and its ``.part`` are known to lead inside ``out``, links followed."""
+    try:
+        contained_path(out, file_name + PART_SUFFIX)
+        return contained_path(out, file_name)
+    except UnsafePathError as error:
+        raise DownloadError(
+            f"{plan_url}: refusing to write {file_name!r}: {error}; nothing was downloaded"
+        ) from error
+
+
 @dataclass
 class DownloadReport:
-    """What a run did: files fetched and files already complete (the plan's names), bytes fetched."""
+    """What a run did: files fetched and files already complete (the plan's names), bytes fetched, and
+    the hosts that gave no verified HTTPS answer and were used over plain HTTP (``allow_http``)."""
 
     downloaded: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     bytes: int = 0
+    plain_http_hosts: list[str] = field(default_factory=list)
 
 
 @dataclass
 class Downloader:
-    """Fetches URLs into files with resume, retries and MD5 checks."""
+    """Fetches URLs into files or memory with resume, retries, MD5 checks, and HTTPS before HTTP.
+
+    An ``https://`` URL whose server refuses the connection or fails the TLS handshake (a certificate
+    that does not verify included) raises :class:`DownloadError`, unless ``allow_http``: then that host
+    is used over plain ``http://`` for the rest of the run, with a warning, and listed in
+    ``plain_http_hosts``. Trusted certificates are the system's (``SSL_CERT_FILE`` adds others).
+    """
 
     retries: int = 5
     backoff: float = 1.0
     timeout: float = 60.0
+    allow_http: bool = False
+    plain_http_hosts: set[str] = field(default_factory=set, init=False)
 
     def __post_init__(self) -> None:
         if self.retries < 0 or self.backoff < 0 or self.timeout <= 0:
@@ -138,22 +250,26 @@ class Downloader:
                 f"{self.timeout}"
             )
 
-    def fetch_json(self, url: str, cache: Path) -> dict:
-        """The JSON at ``url``, kept in ``cache`` so a restarted download needs no network for it."""
-        if not cache.exists():
-            part = cache.with_name(cache.name + ".part")
-            part.unlink(missing_ok=True)
-            self._with_retries(url, lambda: self._transfer(url, part, None))
-            os.replace(part, cache)
-        try:
-            return json.loads(cache.read_text())
-        except json.JSONDecodeError as error:
-            cache.unlink()
-            raise DownloadError(f"{url}: the download plan is not valid JSON ({error})") from error
+    def fetch_bytes(self, url: str) -> bytes:
+        """The whole body at ``url``, kept in memory (for small documents such as a download plan)."""
+        body = io.BytesIO()
+
+        def transfer() -> None:
+            body.seek(0)
+            body.truncate()
+            with self._open(url, {}) as response:
+                _copy(response, body, None)
+
+        self._with_retries(url, transfer)
+        return body.getvalue()
 
     def fetch_file(self, url: str, destination: Path, md5: str, progress: tqdm | None = None) -> int:
-        """Download ``url`` to ``destination`` (resuming ``.part``), verify ``md5``; return its size."""
-        part = destination.with_name(destination.name + ".part")
+        """Download ``url`` to ``destination`` (resuming ``.part``), verify ``md5``; return its size.
+
+        ``destination`` and its ``.part`` must already be known to lie where the caller means to write
+        (:func:`writable_path`).
+        """
+        part = destination.with_name(destination.name + PART_SUFFIX)
         for _ in range(self.retries + 1):
             self._with_retries(url, lambda: self._transfer(url, part, progress))
             actual = md5_of(part)
@@ -171,7 +287,7 @@ class Downloader:
         for attempt in range(self.retries + 1):
             try:
                 return action()
-            except (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError) as error:
+            except TRANSIENT_ERRORS as error:
                 if isinstance(error, urllib.error.HTTPError) and error.code == 404:
                     raise DownloadError(f"{url}: not found on the server (HTTP 404)") from error
                 failure = error
@@ -179,13 +295,36 @@ class Downloader:
                     time.sleep(self.backoff * 2**attempt)
         raise DownloadError(f"{url}: failed after {self.retries + 1} tries: {failure}") from failure
 
+    def _open(self, url: str, headers: dict[str, str]) -> Any:
+        """The response to GET ``url``: HTTPS first, plain HTTP only as the class docstring says."""
+        host = urlsplit(url).netloc
+        if url.startswith("https://") and host in self.plain_http_hosts:
+            url = "http://" + url.removeprefix("https://")
+        try:
+            return urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=self.timeout)
+        except urllib.error.URLError as error:
+            if not _no_https_answer(url, error):
+                raise
+            if not self.allow_http:
+                raise DownloadError(
+                    f"{url}: no verified HTTPS answer from {host} ({error.reason}). Plain HTTP is used only "
+                    "with --allow-http (Downloader(allow_http=True)), which lets anyone on the network path "
+                    "replace the download plan and the files together; the plan's MD5s cannot tell"
+                ) from error
+            reason = error.reason
+        self.plain_http_hosts.add(host)
+        warnings.warn(
+            f"{host} gives no verified HTTPS answer ({reason}); fetching from it over plain HTTP "
+            "(--allow-http): anyone on the network path can replace what it serves",
+            stacklevel=2,
+        )
+        return self._open(url, headers)
+
     def _transfer(self, url: str, part: Path, progress: tqdm | None) -> None:
         """Append the rest of ``url`` to ``part`` (an HTTP Range request from the size it has)."""
         have = part.stat().st_size if part.exists() else 0
-        request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
-        received = 0
         try:
-            response = urllib.request.urlopen(request, timeout=self.timeout)
+            response = self._open(url, {"Range": f"bytes={have}-"} if have else {})
         except urllib.error.HTTPError as error:
             if error.code == 416:  # nothing left to send: the part file is already whole
                 return
@@ -193,14 +332,44 @@ class Downloader:
         with response:
             resumed = response.status == 206
             with open(part, "ab" if resumed else "wb") as file:  # a server that ignores Range: start again
-                while block := response.read(CHUNK):
-                    file.write(block)
-                    received += len(block)
-                    if progress is not None:
-                        progress.update(len(block))
-            expected = response.headers.get("Content-Length")
-            if expected is not None and received < int(expected):
-                raise http.client.IncompleteRead(b"", int(expected) - received)
+                _copy(response, file, progress)
+
+
+def _no_https_answer(url: str, error: urllib.error.URLError) -> bool:
+    """Whether ``error`` says the server of an https ``url`` refused TLS or failed its verification."""
+    refused_or_unverified = isinstance(error.reason, (ssl.SSLError, ConnectionRefusedError))
+    return (
+        url.startswith("https://") and not isinstance(error, urllib.error.HTTPError) and refused_or_unverified
+    )
+
+
+def _copy(response: Any, sink: BinaryIO, progress: tqdm | None) -> None:
+    """Write ``response``'s body to ``sink``; a body shorter than its Content-Length is an error."""
+    received = 0
+    while block := response.read(CHUNK):
+        sink.write(block)
+        received += len(block)
+        if progress is not None:
+            progress.update(len(block))
+    expected = response.headers.get("Content-Length")
+    if expected is not None and received < int(expected):
+        raise http.client.IncompleteRead(b"", int(expected) - received)
+
+
+def read_plan(downloader: Downloader, url: str, cache: Path) -> tuple[dict[str, str], bytes | None]:
+    """The validated plan from ``cache`` if it is there, else from ``url``: (files, the text to cache).
+
+    The text is ``None`` when the plan came from the cache. A cached plan that fails the checks is
+    removed, so the next run fetches it again.
+    """
+    if not cache.exists():
+        text = downloader.fetch_bytes(url)
+        return parse_plan(text, url), text
+    try:
+        return parse_plan(cache.read_bytes(), str(cache)), None
+    except DownloadError as error:
+        cache.unlink()
+        raise DownloadError(f"{error} (the cached copy was removed: run again to fetch the plan)") from error
 
 
 def download_partition(
@@ -213,27 +382,30 @@ def download_partition(
 ) -> DownloadReport:
     """Download one shard subset of a partition into ``out`` (see the module docstring).
 
-    ``base_url`` replaces both the plan server and the mirror (a local copy, a test server).
+    ``base_url`` replaces both the plan server and the mirror (a local copy, a test server), scheme
+    included. The plan is checked whole, and every path it leads to, before anything is written.
     """
     parsed = Partition.parse(partition)
     shard, num_shards = parse_shards(shards)
     if mirror not in MIRRORS and base_url is None:
         raise DownloadError(f"mirror {mirror!r}: expected one of {', '.join(MIRRORS)}")
     downloader = downloader or Downloader()
-    plan_base = (base_url or PLAN_BASE_URL).rstrip("/")
-    file_base = (base_url or f"http://{mirror}.data.yt8m.org").rstrip("/")
+    plan_base = (base_url or f"https://{PLAN_HOST}").rstrip("/")
+    file_base = (base_url or f"https://{mirror}.{PLAN_HOST}").rstrip("/")
+    plan_url = f"{plan_base}/{parsed.plan_name}"
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    cache = out / f"{parsed.version}_{parsed.level}_{parsed.split}_download_plan.json"
-    plan = downloader.fetch_json(f"{plan_base}/{parsed.plan_name}", cache)
-    files = plan.get("files") if isinstance(plan, dict) else None
-    if not isinstance(files, dict):
-        raise DownloadError(f"{cache}: expected a JSON object with a 'files' map of name -> md5")
-    report = DownloadReport()
+    cache = writable_path(out, f"{parsed.version}_{parsed.level}_{parsed.split}_download_plan.json", plan_url)
+    files, text = read_plan(downloader, plan_url, cache)
     chosen = select_files(files, shard, num_shards)
+    destinations = {name: writable_path(out, local_name(name), plan_url) for name in chosen}
+    out.mkdir(parents=True, exist_ok=True)
+    if text is not None:
+        part = cache.with_name(cache.name + PART_SUFFIX)
+        part.write_bytes(text)
+        os.replace(part, cache)
+    report = DownloadReport()
     with tqdm(total=None, unit="B", unit_scale=True, desc=f"{parsed} {shard}/{num_shards}") as progress:
-        for index, name in enumerate(chosen):
-            destination = out / local_name(name)
+        for index, (name, destination) in enumerate(destinations.items()):
             if any(path.exists() and md5_of(path) == files[name] for path in (destination, out / name)):
                 report.skipped.append(name)
                 continue
@@ -242,4 +414,5 @@ def download_partition(
                 f"{file_base}/{parsed}/{name}", destination, files[name], progress
             )
             report.downloaded.append(name)
+    report.plain_http_hosts = sorted(downloader.plain_http_hosts)
     return report

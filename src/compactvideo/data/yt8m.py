@@ -15,7 +15,10 @@ pool, so TensorFlow (which registers ``tensorflow.Example``) can be imported in 
 wire format is TensorFlow's, field for field. Frame-level records are read without decoding each frame
 as a message: the SequenceExample's few enclosing fields are walked by hand, and a feature list of T
 well-formed frames, which is T rows of (the same 9-byte field prefix, the frame), is checked row
-by row and read with one ``frombuffer``; any other layout goes through protobuf.
+by row and read with one ``frombuffer``; any other layout goes through protobuf. The frames are
+uint8 views of the record's bytes until someone asks for numbers: :func:`read_records` dequantises them
+(the float32 frames users expect) unless ``quantized=True``, which the training loader uses to draw the
+frames it keeps first and turn only those into numbers.
 """
 
 from __future__ import annotations
@@ -30,20 +33,28 @@ import numpy as np
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import DecodeError
 
-from compactvideo.data.tfrecord import CorruptRecordError, ReadStats, iter_payloads, write_payloads
+from compactvideo.data.damage import CorruptRecordError, ReadStats
+from compactvideo.data.tfrecord import FRAMING_BYTES, iter_payloads, write_payloads
 from compactvideo.errors import CompactVideoError
 
 RGB_SIZE, AUDIO_SIZE = 1024, 128
 QUANTIZE_MIN, QUANTIZE_MAX = -2.0, 2.0
 _SCALE = (QUANTIZE_MAX - QUANTIZE_MIN) / 255.0
-_DEQUANTIZE_SCALE = np.float32(_SCALE)
-_DEQUANTIZE_OFFSET = np.float32((QUANTIZE_MAX - QUANTIZE_MIN) / 512 + QUANTIZE_MIN)
+# x = q * DEQUANTIZE_SCALE + DEQUANTIZE_OFFSET, both float32: what every dequantisation computes (the
+# numpy one below, and a model's input transform on its device), so that all agree bit for bit.
+DEQUANTIZE_SCALE = np.float32(_SCALE)
+DEQUANTIZE_OFFSET = np.float32((QUANTIZE_MAX - QUANTIZE_MIN) / 512 + QUANTIZE_MIN)
 
 
-def dequantize(quantized: np.ndarray) -> np.ndarray:
+def dequantize(quantized: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """uint8 -> float32: q * 4/255 - 1.9921875, computed as the starter code does, float32(q) * float32(4/255)
-    + float32(-1.9921875), so within 3e-7 of the exact value (q = 0 gives -1.9921875, q = 255 2.0078125)."""
-    return quantized.astype(np.float32) * _DEQUANTIZE_SCALE + _DEQUANTIZE_OFFSET
+    + float32(-1.9921875), so within 3e-7 of the exact value (q = 0 gives -1.9921875, q = 255 2.0078125).
+
+    ``out``: a float32 array of the same shape to write into (a slice of a batch), else a new one.
+    """
+    out = np.multiply(quantized, DEQUANTIZE_SCALE, out=out, dtype=np.float32)
+    out += DEQUANTIZE_OFFSET
+    return out
 
 
 def quantize(values: np.ndarray) -> np.ndarray:
@@ -118,7 +129,8 @@ Example, SequenceExample = _MESSAGES["Example"], _MESSAGES["SequenceExample"]
 
 @dataclass
 class FrameRecord:
-    """A frame-level video: frames dequantised to float32 [T, 1024] and [T, 128], T <= max_frames."""
+    """A frame-level video: frames [T, 1024] and [T, 128], T <= max_frames, dequantised to float32, or the
+    quantised uint8 bytes as stored (read-only views of the record) when read with ``quantized=True``."""
 
     id: str
     labels: np.ndarray
@@ -255,11 +267,11 @@ def _sequence_parts(payload: memoryview) -> tuple[bytes | memoryview, dict[str, 
 def _frames(
     lists: dict[str, bytes | memoryview], name: str, width: int, max_frames: int, video_id: str
 ) -> np.ndarray:
-    """[T, width] dequantised frames of a serialised FeatureList, T <= max_frames.
+    """[T, width] quantised uint8 frames of a serialised FeatureList, T <= max_frames.
 
     Fast path: a FeatureList of T well-formed frames is T rows of (the constant field prefix, the
-    frame's bytes); checking every row's prefix proves it, and one frombuffer reads the frames. Anything
-    else is parsed by protobuf, frame by frame, which names the first bad frame.
+    frame's bytes); checking every row's prefix proves it, and the frames are a strided view of those
+    bytes (no copy). Anything else is parsed by protobuf, frame by frame, which names the first bad frame.
     """
     if name not in lists:
         raise _Problem(f"video {video_id}: missing feature list {name!r}")
@@ -269,20 +281,24 @@ def _frames(
     if len(wire) % stride == 0:
         rows = wire.reshape(-1, stride)
         if (rows[:, : len(prefix)] == prefix).all():
-            return dequantize(rows[:max_frames, len(prefix) :])
+            return rows[:max_frames, len(prefix) :]
     features = _MESSAGES["FeatureList"].FromString(lists[name]).feature[:max_frames]
     for index, frame in enumerate(features):
         values = frame.bytes_list.value
         if len(values) != 1 or len(values[0]) != width:
             size = f"{len(values[0])} bytes" if len(values) == 1 else f"{len(values)} byte strings"
             raise _Problem(f"video {video_id}: frame {index} of {name!r} has {size}, expected {width} bytes")
-    return dequantize(
-        np.frombuffer(b"".join([f.bytes_list.value[0] for f in features]), np.uint8).reshape(-1, width)
-    )
+    return np.frombuffer(b"".join([f.bytes_list.value[0] for f in features]), np.uint8).reshape(-1, width)
 
 
-def parse_frame_record(payload: bytes | memoryview, max_frames: int = 300) -> FrameRecord:
-    """A SequenceExample's id, labels, frames (dequantised, at most ``max_frames``) and segment fields."""
+def parse_frame_record(
+    payload: bytes | memoryview, max_frames: int = 300, quantized: bool = False
+) -> FrameRecord:
+    """A SequenceExample's id, labels, frames (at most ``max_frames``) and segment fields.
+
+    The frames are dequantised to float32, or with ``quantized`` left as the uint8 bytes of the record
+    (read-only views: the record's bytes stay alive as long as the frames do).
+    """
     serialised_context, lists = _sequence_parts(memoryview(payload))
     context = _MESSAGES["Features"].FromString(serialised_context)
     video_id, labels = _context(context)
@@ -292,6 +308,8 @@ def parse_frame_record(payload: bytes | memoryview, max_frames: int = 300) -> Fr
         raise _Problem(f"video {video_id}: {len(rgb)} rgb frames but {len(audio)} audio frames")
     if len(rgb) == 0:
         raise _Problem(f"video {video_id} has no frames")
+    if not quantized:
+        rgb, audio = dequantize(rgb), dequantize(audio)
     segments = {}
     for name, kind, dtype in (
         ("segment_labels", "int64_list", np.int64),
@@ -325,51 +343,67 @@ def read_records(
     level: str | None = None,
     stats: ReadStats | None = None,
     warn: bool = True,
+    num_classes: int | None = None,
+    max_skipped: int | None = None,
+    quantized: bool = False,
 ) -> Iterator[FrameRecord | VideoRecord]:
-    """Yield the records of one or more files, in order.
+    """Yield the records of one or more shards (local paths or fsspec URLs), in order.
 
-    ``level`` is "frame" or "video"; by default each file's first record decides. A damaged record
-    raises :class:`CorruptRecordError`; with ``skip_corrupt=True`` it is skipped and counted in
-    ``stats``, and the count is reported (a warning, unless ``warn=False``) when the files are exhausted.
+    ``level`` is "frame" or "video"; by default each file's first record decides. With ``num_classes``,
+    a record with a label outside 0 .. num_classes - 1 is damaged too. A damaged record raises
+    :class:`CorruptRecordError` naming the file and byte offset. With ``skip_corrupt=True`` only the
+    damaged bytes are lost (see :mod:`compactvideo.data.tfrecord`): reading goes on at the next intact
+    record, and what was read and skipped is counted per file in ``stats``, reported as a warning
+    when the files are exhausted (unless ``warn=False``). ``max_skipped`` bounds the skips counted in
+    ``stats`` (by this read and earlier ones into the same ``stats``): one more raises
+    :class:`TooManySkippedError` naming the count and the first damaged offsets. Frames are float32;
+    ``quantized=True`` keeps them as the stored uint8 bytes (read-only views, no copy).
     """
     if level not in (None, "frame", "video"):
         raise CompactVideoError(f"level must be 'frame', 'video' or None (from the file), got {level!r}")
+    if max_skipped is not None and max_skipped < 0:
+        raise CompactVideoError(f"max_skipped must be at least 0 (or None: unlimited), got {max_skipped}")
     paths = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
     stats = stats if stats is not None else ReadStats()
     for path in paths:
+        stats.file(path)  # listed even if it holds no record
         file_level = level
-        for offset, payload in _payloads(path, skip_corrupt, stats):
+        for offset, payload in iter_payloads(path, stats if skip_corrupt else None, max_skipped):
             try:
                 if file_level is None:
                     file_level = _guess_level(payload)
-                if file_level == "frame":
-                    record = parse_frame_record(payload, max_frames)
-                else:
-                    record = parse_video_record(payload)
+                record = _parse(payload, file_level, max_frames, num_classes, quantized)
             except DecodeError as problem:
                 expected = {"frame": "SequenceExample", "video": "Example"}.get(file_level, "protobuf")
                 error = CorruptRecordError(path, offset, f"not a valid {expected} ({problem})")
             except _Problem as problem:
                 error = CorruptRecordError(path, offset, str(problem))
             else:
-                stats.records += 1
+                stats.file(path).records += 1  # looked up each time: a reader may take() the counts
                 yield record
                 continue
             if not skip_corrupt:
                 raise error from None
-            stats.skip(error)
+            stats.skip(error, len(payload) + FRAMING_BYTES)
+            stats.check(max_skipped)
     if stats.skipped and warn:
         warnings.warn(stats.summary(), stacklevel=2)
 
 
-def _payloads(path, skip_corrupt: bool, stats: ReadStats) -> Iterator[tuple[int, memoryview]]:
-    """Framing errors end a file (nothing after a broken frame can be trusted); with skipping, counted."""
-    try:
-        yield from iter_payloads(path)
-    except CorruptRecordError as error:
-        if not skip_corrupt:
-            raise
-        stats.skip(error)
+def _parse(
+    payload: memoryview, level: str, max_frames: int, num_classes: int | None, quantized: bool
+) -> FrameRecord | VideoRecord:
+    if level == "frame":
+        record = parse_frame_record(payload, max_frames, quantized)
+    else:
+        record = parse_video_record(payload)
+    labels = record.labels
+    if num_classes is not None and len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
+        raise _Problem(
+            f"video {record.id}: labels {labels.tolist()} outside the {num_classes} classes "
+            "(0 .. num_classes - 1); pass --num-classes to match the data"
+        )
+    return record
 
 
 def _guess_level(payload: bytes | memoryview) -> str:

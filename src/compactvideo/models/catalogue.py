@@ -11,9 +11,11 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from compactvideo.models import build_model, example_inputs
+from compactvideo.errors import ConfigError
+from compactvideo.models.build import build_model
+from compactvideo.models.family import example_inputs
 from compactvideo.models.presets import PAPER_PARAMETERS, PRESETS
-from compactvideo.profile import count_flops, count_parameters, megabytes
+from compactvideo.profiling import count_flops, count_parameters, megabytes
 
 
 def describe_preset(name: str, frames: int = 300) -> dict[str, Any]:
@@ -36,8 +38,6 @@ def describe_presets(frames: int = 300, names: list[str] | None = None) -> list[
     """:func:`describe_preset` of every preset (or of ``names``), in the registry's order."""
     unknown = sorted(set(names or ()) - set(PRESETS))
     if unknown:
-        from compactvideo.models.config import ConfigError
-
         raise ConfigError(f"unknown presets {unknown}; known: {', '.join(PRESETS)}")
     chosen = names or list(PRESETS)
     return [describe_preset(name, frames) for name in tqdm(chosen, desc="presets", leave=False)]

@@ -1,9 +1,9 @@
 """3-D CNNs on raw clips: the THETIS network of Rasmussen et al. (NLDL 2022) and a C3D-style network.
 
 Both take clips [B, C, T, H, W] and return logits [B, classes]. A :class:`ClipConfig` describes the
-model completely, including which layers were Tucker-decomposed and with which ranks (``tucker``), so
-``build_model(config)`` rebuilds a compressed model's architecture and its checkpoint's ``state_dict``
-loads into it.
+model completely, including which layers were Tucker-decomposed and with which ranks (``tucker``, see
+:class:`~compactvideo.models.config.ModelConfig`), so ``build_model(config)`` rebuilds a compressed
+model's architecture and its checkpoint's ``state_dict`` loads into it.
 """
 
 from __future__ import annotations
@@ -13,34 +13,26 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from compactvideo.models.config import ConfigError, _Config
-from compactvideo.nn.tucker import TuckerRankError, tucker_like
+from compactvideo.errors import ConfigError
+from compactvideo.models.config import ClipData, ModelConfig, check_choice, check_int
+from compactvideo.models.family import Family, Input, Inputs
+from compactvideo.nn.linear import DENSE, Projection, make_linear
+from compactvideo.tasks import SingleLabelTask
 
 CLIP_ARCHS = ("thetis", "c3d")
 C3D_CHANNELS = (64, 128, 256, 256)
 
 
 @dataclass(frozen=True)
-class TuckerLayer(_Config):
-    """Layer ``name`` (a dotted module path, as in ``named_modules``) is factored with these ranks.
-
-    A rank equal to the layer's channel count leaves that mode unfactored (Tucker-1); see
-    :class:`compactvideo.nn.tucker.TuckerConv`.
-    """
-
-    name: str
-    rank_out: int
-    rank_in: int
-
-
-@dataclass(frozen=True)
-class ClipConfig(_Config):
+class ClipConfig(ModelConfig):
     """A clip classifier: ``arch`` is "thetis" (Rasmussen et al.'s Net2) or "c3d" (3x3x3 conv blocks).
 
     ``in_channels`` x ``frames`` x ``height`` x ``width`` is the clip shape the model takes (the THETIS
-    network's last conv spans the whole remaining volume, so it depends on it). ``channels``: the c3d
-    blocks' output channels (empty: 64, 128, 256, 256); the THETIS network's layers are fixed by the paper,
-    so it must stay empty there. ``tucker``: the Tucker-factored layers, applied after building.
+    network's last conv spans the whole remaining volume, so it depends on it); with ``data``
+    (:class:`~compactvideo.models.config.ClipData`) it is the model's data contract. ``channels``: the
+    c3d blocks' output channels (empty: 64, 128, 256, 256); the THETIS network's layers are fixed by the
+    paper, so it must stay empty there. ``fc``: the structure of the fully connected layers (THETIS l2 and
+    l_out, the c3d classifier).
     """
 
     family: str = "clip"
@@ -52,25 +44,20 @@ class ClipConfig(_Config):
     width: int = 160
     dropout: float = 0.2
     channels: tuple[int, ...] = ()
-    tucker: tuple[TuckerLayer, ...] = ()
+    fc: Projection = DENSE
+    data: ClipData = ClipData()
 
     def __post_init__(self) -> None:
-        if self.arch not in CLIP_ARCHS:
-            raise ConfigError(f"clip arch must be one of {CLIP_ARCHS}, got {self.arch!r}")
-        sizes = {"num_classes": self.num_classes, "in_channels": self.in_channels, "frames": self.frames}
-        sizes.update(height=self.height, width=self.width)
-        small = {name: value for name, value in sizes.items() if value < 1}
-        if small:
-            raise ConfigError(f"clip config: {small} must be at least 1")
+        super().__post_init__()
+        check_choice(self.arch, CLIP_ARCHS, "arch")
+        for name in ("num_classes", "in_channels", "frames", "height", "width"):
+            check_int(getattr(self, name), 1, name)
         if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"clip config: dropout must lie in [0, 1), got {self.dropout}")
+            raise ConfigError(f"must lie in [0, 1), got {self.dropout}", "dropout")
         if self.arch == "thetis" and self.channels:
-            raise ConfigError(f"the thetis network's channels are fixed; got channels={self.channels}")
+            raise ConfigError(f"the thetis network's channels are fixed; got {self.channels}", "channels")
         if any(c < 1 for c in self.channels):
-            raise ConfigError(f"clip config: channels must be positive, got {self.channels}")
-        names = [layer.name for layer in self.tucker]
-        if len(set(names)) != len(names):
-            raise ConfigError(f"clip config: a layer is listed twice in tucker: {names}")
+            raise ConfigError(f"must be positive, got {self.channels}", "channels")
 
     @property
     def block_channels(self) -> tuple[int, ...]:
@@ -105,8 +92,8 @@ class ThetisNet(nn.Module):
         self.c1 = nn.Conv3d(config.in_channels, 6, (5, 11, 11), padding=(2, 5, 5))
         self.c2 = nn.Conv3d(6, 16, (3, 5, 5))
         self.l1 = nn.Conv3d(16, 128, remaining)
-        self.l2 = nn.Linear(128, 84)
-        self.l_out = nn.Linear(84, config.num_classes)
+        self.l2 = make_linear(config.fc, 128, 84)
+        self.l_out = make_linear(config.fc, 84, config.num_classes)
         self.pool = nn.MaxPool3d((2, 4, 4))
         self.dropout3d = nn.Dropout3d(config.dropout)
         self.dropout = nn.Dropout(config.dropout)
@@ -152,7 +139,7 @@ class C3DNet(nn.Module):
             in_channels = out_channels
         self.blocks = nn.ModuleList(blocks)
         self.dropout = nn.Dropout(config.dropout)
-        self.fc = nn.Linear(in_channels, config.num_classes)
+        self.fc = make_linear(config.fc, in_channels, config.num_classes)
 
     def forward(self, clips: torch.Tensor) -> torch.Tensor:
         x = clips
@@ -161,22 +148,22 @@ class C3DNet(nn.Module):
         return self.fc(self.dropout(x.mean(dim=(2, 3, 4))))
 
 
-def apply_tucker_layers(model: nn.Module, layers: tuple[TuckerLayer, ...]) -> None:
-    """Replace each listed layer of ``model`` by its factored counterpart (fresh weights, same shapes)."""
-    for layer in layers:
-        try:
-            original = model.get_submodule(layer.name)
-        except AttributeError as error:
-            raise ConfigError(f"tucker layer {layer.name!r}: no such layer in the model ({error})") from error
-        try:
-            model.set_submodule(layer.name, tucker_like(original, layer.rank_out, layer.rank_in))
-        except TuckerRankError as error:
-            raise ConfigError(f"tucker layer {layer.name!r}: {error}") from error
-
-
 def build_clip_model(config: ClipConfig) -> nn.Module:
-    """The network ``config`` describes, its Tucker layers factored, with ``model.config`` set."""
-    model = ThetisNet(config) if config.arch == "thetis" else C3DNet(config)
-    apply_tucker_layers(model, config.tucker)
-    model.config = config
-    return model
+    """The network ``config`` describes."""
+    return ThetisNet(config) if config.arch == "thetis" else C3DNet(config)
+
+
+def clip_inputs(config: ClipConfig) -> Inputs:
+    """(clips [B, C, T, H, W] in [0, 1],), the batch's ``clip`` entry."""
+    shape = (config.in_channels, config.frames, config.height, config.width)
+    return (Input("clips", shape, unit_range=True, batch_key="clip"),)
+
+
+CLIP = Family(
+    name="clip",
+    config=ClipConfig,
+    build=build_clip_model,
+    inputs=clip_inputs,
+    task=SingleLabelTask,
+    reader="clips",
+)

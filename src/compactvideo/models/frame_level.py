@@ -1,6 +1,8 @@
 """Frame-level classifiers (Araujo et al. 2018, sec. 3): frames -> embeddings -> FC -> head.
 
-For each modality m (rgb 1024-d, audio 128-d) and each configured embedding e:
+The frames first go through the data contract's input transform (:class:`FrameInput`: dequantised if
+they are the stored uint8 bytes, L2-normalised, padding zeroed). Then for each modality m (rgb
+1024-d, audio 128-d) and each configured embedding e:
     z_me = relu6(BN(F_me pool_me(x_m)))  in R^hidden  (F_me without bias; batch norm follows),
 z_m = mean_e z_me, h = [z_rgb ; z_audio], and p = head(h), the class probabilities.
 """
@@ -12,8 +14,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from compactvideo.models.config import FEATURE_SIZES, EmbeddingConfig, FrameLevelConfig
+from compactvideo.models.family import Family, Input, Inputs
+from compactvideo.models.frame_input import FrameInput
 from compactvideo.models.heads import ClassifierHead
+from compactvideo.nn.linear import make_linear
 from compactvideo.nn.pooling import DBoF, NetFV, NetRVLAD, NetVLAD, SoftDBoW
+from compactvideo.tasks import MultiLabelTask
 
 _CLUSTER_POOLINGS = {"netvlad": NetVLAD, "netrvlad": NetRVLAD, "softdbow": SoftDBoW, "netfv": NetFV}
 
@@ -31,7 +37,7 @@ class FullyConnected(nn.Module):
 
     def __init__(self, config: EmbeddingConfig, in_features: int, out_features: int) -> None:
         super().__init__()
-        self.linear = config.fc.build(in_features, out_features, bias=False)
+        self.linear = make_linear(config.fc, in_features, out_features, bias=False)
         self.norm = nn.BatchNorm1d(out_features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -51,11 +57,15 @@ class Embedding(nn.Module):
 
 
 class FrameLevelClassifier(nn.Module):
-    """forward(rgb [B, T, 1024], audio [B, T, 128] or None, num_frames [B]) -> probabilities [B, C]."""
+    """forward(rgb [B, T, 1024], audio [B, T, 128] or None, num_frames [B]) -> probabilities [B, C].
+
+    The frames are uint8 as stored or float32 dequantised (:class:`FrameInput` makes them the same).
+    """
 
     def __init__(self, config: FrameLevelConfig) -> None:
         super().__init__()
         self.config = config
+        self.input = FrameInput(config.data.l2_normalize)
         self.embeddings = nn.ModuleDict(
             {
                 modality: nn.ModuleList(Embedding(e, modality, config.hidden_size) for e in config.embeddings)
@@ -67,14 +77,40 @@ class FrameLevelClassifier(nn.Module):
         )
 
     def forward(
-        self, rgb: torch.Tensor, audio: torch.Tensor | None, num_frames: torch.Tensor
+        self, rgb: torch.Tensor | None, audio: torch.Tensor | None, num_frames: torch.Tensor
     ) -> torch.Tensor:
-        inputs = {"rgb": rgb, "audio": audio}
+        given = {"rgb": rgb, "audio": audio}
+        for modality in self.embeddings:
+            if given[modality] is None:
+                raise ValueError(f"this model reads the {modality} frames, but none were given")
+        inputs = self.input({modality: given[modality] for modality in self.embeddings}, num_frames)
         parts = []
         for modality, embeddings in self.embeddings.items():
-            frames = inputs[modality]
-            if frames is None:
-                raise ValueError(f"this model reads the {modality} frames, but none were given")
-            outputs = [embedding(frames, num_frames) for embedding in embeddings]
+            outputs = [embedding(inputs[modality], num_frames) for embedding in embeddings]
             parts.append(outputs[0] if len(outputs) == 1 else torch.stack(outputs).mean(dim=0))
         return self.head(torch.cat(parts, dim=-1))
+
+
+def frame_inputs(config: FrameLevelConfig) -> Inputs:
+    """(rgb [B, T, 1024], audio [B, T, 128] or None, num_frames [B])."""
+    features = (
+        Input(m, (size,), frames=True) if m in config.modalities else None
+        for m, size in FEATURE_SIZES.items()
+    )
+    return (*features, Input("num_frames", frame_counts=True))
+
+
+def _robust_padding(config: FrameLevelConfig) -> int:
+    return config.samples if config.samples > 1 else 0
+
+
+FRAME_LEVEL = Family(
+    name="frame",
+    config=FrameLevelConfig,
+    build=FrameLevelClassifier,
+    inputs=frame_inputs,
+    task=MultiLabelTask,
+    reader="frame-records",
+    frames=FrameLevelConfig.input_frames,
+    export_padding=_robust_padding,
+)

@@ -19,7 +19,7 @@ class ClassifierHead(nn.Module):
                 in_features, num_classes, config.mixtures, config.gates, config.experts
             )
         else:
-            self.classifier = Logistic(in_features, num_classes, config.experts)
+            self.classifier = Logistic(in_features, num_classes, config.logistic)
         self.gating = ContextGating(num_classes, config.gating) if config.context_gating else None
 
     def forward(self, embedding: torch.Tensor) -> torch.Tensor:

@@ -6,7 +6,9 @@ import torch
 from torch import nn
 
 from compactvideo.models.config import FEATURE_SIZES, VideoLevelConfig
+from compactvideo.models.family import Family, Input, Inputs
 from compactvideo.models.heads import ClassifierHead
+from compactvideo.tasks import MultiLabelTask
 
 
 class VideoLevelClassifier(nn.Module):
@@ -24,3 +26,20 @@ class VideoLevelClassifier(nn.Module):
         if missing:
             raise ValueError(f"this model reads the mean {missing[0]} features, but none were given")
         return self.head(torch.cat([inputs[m] for m in self.config.modalities], dim=-1))
+
+
+def video_inputs(config: VideoLevelConfig) -> Inputs:
+    """(mean_rgb [B, 1024] or None, mean_audio [B, 128] or None)."""
+    return tuple(
+        Input(f"mean_{m}", (size,)) if m in config.modalities else None for m, size in FEATURE_SIZES.items()
+    )
+
+
+VIDEO_LEVEL = Family(
+    name="video",
+    config=VideoLevelConfig,
+    build=VideoLevelClassifier,
+    inputs=video_inputs,
+    task=MultiLabelTask,
+    reader="video-records",
+)

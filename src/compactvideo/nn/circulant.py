@@ -22,6 +22,8 @@ from typing import Literal
 import torch
 from torch import nn
 
+from compactvideo._torch_compat import tensor_version
+
 DiagonalMode = Literal["learned", "sign", "none"]
 InitScheme = Literal["ecai2020", "eccv2018"]
 
@@ -185,7 +187,7 @@ class CirculantLinear(nn.Module):
         graphs free of complex indexing, which ONNX cannot express."""
         if self.training or torch.compiler.is_compiling():
             return self._spectra(dtype)
-        key = (self.columns._version, self.columns.data_ptr(), self.columns.device, dtype)
+        key = (tensor_version(self.columns), self.columns.data_ptr(), self.columns.device, dtype)
         if self._spectrum_cache is None or self._spectrum_cache[0] != key:
             self._spectrum_cache = (key, self._spectra(dtype))
         return self._spectrum_cache[1]

@@ -12,13 +12,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from compactvideo.nn.linear import DENSE, Projection
+from compactvideo.nn.linear import DENSE, Projection, make_linear
 
 
 class Logistic(nn.Module):
     def __init__(self, in_features: int, num_classes: int, projection: Projection = DENSE) -> None:
         super().__init__()
-        self.linear = projection.build(in_features, num_classes, bias=True)
+        self.linear = make_linear(projection, in_features, num_classes, bias=True)
 
     def forward(self, embedding: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.linear(embedding))
@@ -37,8 +37,8 @@ class MixtureOfExperts(nn.Module):
         if mixtures < 1:
             raise ValueError(f"a mixture of experts needs at least one expert, got {mixtures}")
         self.num_classes, self.mixtures = num_classes, mixtures
-        self.gates = gates.build(in_features, num_classes * (mixtures + 1), bias=False)
-        self.experts = experts.build(in_features, num_classes * mixtures, bias=True)
+        self.gates = make_linear(gates, in_features, num_classes * (mixtures + 1), bias=False)
+        self.experts = make_linear(experts, in_features, num_classes * mixtures, bias=True)
 
     def forward(self, embedding: torch.Tensor) -> torch.Tensor:
         gates = torch.softmax(
@@ -51,7 +51,7 @@ class MixtureOfExperts(nn.Module):
 class ContextGating(nn.Module):
     def __init__(self, features: int, projection: Projection = DENSE) -> None:
         super().__init__()
-        self.linear = projection.build(features, features, bias=False)
+        self.linear = make_linear(projection, features, features, bias=False)
         self.norm = nn.BatchNorm1d(features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from compactvideo.nn.linear import DENSE, Projection
+from compactvideo.nn.linear import DENSE, Projection, make_linear
 from compactvideo.nn.masking import MaskedBatchNorm, group_frames, mean_over_groups
 
 DBOF_POOLINGS = ("max", "mean", "robust")
@@ -65,7 +65,7 @@ class DBoF(GroupedPooling):
             )
         self.pooling, self.samples, self.output_size = pooling, samples, cluster_size
         self.input_norm = MaskedBatchNorm(feature_size) if input_batch_norm else None
-        self.projection = projection.build(feature_size, cluster_size, bias=False)
+        self.projection = make_linear(projection, feature_size, cluster_size, bias=False)
         self.norm = MaskedBatchNorm(cluster_size)
 
     def pool(self, frames: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -83,7 +83,7 @@ class SoftAssignment(nn.Module):
 
     def __init__(self, feature_size: int, clusters: int, projection: Projection = DENSE) -> None:
         super().__init__()
-        self.projection = projection.build(feature_size, clusters, bias=False)
+        self.projection = make_linear(projection, feature_size, clusters, bias=False)
         self.norm = MaskedBatchNorm(clusters)
 
     def forward(self, frames: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

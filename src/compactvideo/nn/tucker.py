@@ -25,10 +25,10 @@ therefore runs (``fast_path=True``, the default; :func:`set_fast_path` switches 
 inputs of at least ``FAST_PATH_MIN_POSITIONS`` positions per channel:
 
 - the pointwise steps as matrix products on the [B, C, positions] view (no im2col, no slow kernel);
-- the core through oneDNN directly (``torch.ops.aten.mkldnn_convolution``), either as one 3-D conv or,
-  when that wastes vector lanes, as a 2-D conv of every (padded) frame whose output channels are the
-  (temporal tap, output channel) pairs, G'[(k, o), i] = G[o, i, k], followed by the sum over taps
-  y[o, t] = sum_k Y[t s + k d, (k, o)] (:func:`fast_conv`).
+- the core through oneDNN directly (``aten.mkldnn_convolution``, via :mod:`compactvideo._torch_compat`),
+  either as one 3-D conv or, when that wastes vector lanes, as a 2-D conv of every (padded) frame whose
+  output channels are the (temporal tap, output channel) pairs, G'[(k, o), i] = G[o, i, k], followed by
+  the sum over taps y[o, t] = sum_k Y[t s + k d, (k, o)] (:func:`fast_conv`).
 
 Both compute the same sums in another order: results agree with the plain path to float32 rounding.
 The fast path is differentiable, but training, tracing, ``torch.compile``/``torch.export``, ONNX
@@ -44,8 +44,8 @@ from collections.abc import Iterator
 
 import torch
 from torch import nn
-from torch.utils._python_dispatch import _get_current_dispatch_mode
 
+from compactvideo._torch_compat import dispatch_mode_active, mkldnn_convolution
 from compactvideo.errors import CompactVideoError
 
 _CONVS = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
@@ -81,7 +81,7 @@ def fast_path_applies(x: torch.Tensor, *weights: torch.Tensor) -> bool:
         and torch.backends.mkldnn.is_available()
         and torch.backends.mkldnn.enabled
         and not torch.is_autocast_enabled("cpu")
-        and _get_current_dispatch_mode() is None
+        and not dispatch_mode_active()
     )
 
 
@@ -132,9 +132,7 @@ def _frame_taps_conv3d(x, weight, bias, stride, padding, dilation) -> torch.Tens
     buffer[:, padding[0] : padding[0] + frames] = x.permute(0, 2, 3, 4, 1)
     planes = buffer.view(batch * padded, *x.shape[3:], in_channels).permute(0, 3, 1, 2)
     tap_weight = weight.permute(2, 0, 1, 3, 4).reshape(taps * out_channels, in_channels, *weight.shape[3:])
-    y = torch.ops.aten.mkldnn_convolution(
-        planes, tap_weight, None, list(padding[1:]), list(stride[1:]), list(dilation[1:]), 1
-    )
+    y = mkldnn_convolution(planes, tap_weight, None, padding[1:], stride[1:], dilation[1:])
     height, width = y.shape[2:]
     y = y.permute(0, 2, 3, 1).reshape(batch, padded, height, width, taps, out_channels)
     frames_out = (padded - dilation[0] * (taps - 1) - 1) // stride[0] + 1
@@ -163,7 +161,7 @@ def fast_conv(
     """An ungrouped, zero-padded conv through oneDNN (see the module docstring); float32 CPU tensors."""
     if _use_frame_taps(x.shape, weight, stride, padding, dilation):
         return _frame_taps_conv3d(x, weight, bias, stride, padding, dilation)
-    return torch.ops.aten.mkldnn_convolution(x, weight, bias, list(padding), list(stride), list(dilation), 1)
+    return mkldnn_convolution(x, weight, bias, padding, stride, dilation)
 
 
 class TuckerRankError(CompactVideoError, ValueError):

@@ -22,20 +22,19 @@ from typing import Any
 
 import torch
 
-from compactvideo.demo import train_options
+from compactvideo.demo import data_contract, train_options
 from compactvideo.distributed import DistributedContext
 from compactvideo.loaders import make_loader
-from compactvideo.models import PAPER_PARAMETERS, PRESETS, build_model
+from compactvideo.models import PAPER_PARAMETERS, PRESETS, build_model, override_data, task_for
 from compactvideo.models.catalogue import describe_preset
 from compactvideo.models.presets import CIRCULANT, CIRCULANT_ONLY, PAPER_PRESETS
 from compactvideo.nn.linear import Projection
-from compactvideo.profile import count_parameters, measure_interleaved, megabytes, torch_threads
+from compactvideo.profiling import count_parameters, measure_interleaved, megabytes, torch_threads
 from compactvideo.reproduce import figures
 from compactvideo.reproduce.experiment import Context, Experiment, Job
 from compactvideo.reproduce.gap import Entry, compare, frame_jobs, gap_rows, plot_gap_curves, seed_gaps
 from compactvideo.reproduce.plan import paper_training
 from compactvideo.reproduce.results import Row, SeedStats
-from compactvideo.tasks import task_for
 from compactvideo.train import train_step
 
 PAPER = "araujo2018"
@@ -151,8 +150,12 @@ PRESET_OF = {
 
 
 def model_config(model: str, context: Context) -> Any:
-    """The config of catalogue model ``model`` at the context's scale."""
-    return MODELS[model](context.scale, context.classes)
+    """The config of catalogue model ``model`` at the context's scale; at demo scale its data contract is
+    the demo's (:func:`compactvideo.demo.data_contract`: the first ``budget.max_frames`` frames)."""
+    config = MODELS[model](context.scale, context.classes)
+    if context.scale == "demo":
+        config = override_data(config, data_contract(context.options.budget), trained=False)
+    return config
 
 
 def paper_size_config(model: str) -> Any:

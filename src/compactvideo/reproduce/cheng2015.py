@@ -20,7 +20,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from compactvideo.nn import CirculantLinear
-from compactvideo.profile import measure_interleaved, torch_threads
+from compactvideo.profiling import measure_interleaved, torch_threads
 from compactvideo.reproduce import figures
 from compactvideo.reproduce.araujo2018 import model_config
 from compactvideo.reproduce.experiment import Context, Experiment

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from compactvideo.demo import DemoOptions, make_data
-from compactvideo.errors import CompactVideoError
+from compactvideo.errors import CompactVideoError, check_at_least
 from compactvideo.reproduce.results import Row
 
 SCALES = ("demo", "paper")
@@ -64,9 +64,7 @@ class ReproduceOptions:
                 "shards for araujo2018 and cheng2015, THETIS clip folders for rasmussen2022)"
             )
         for name in ("seeds", "workers", "nproc_per_node"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise CompactVideoError(f"{name} must be at least 1, got {value}")
+            check_at_least(name, getattr(self, name), 1)
 
     @property
     def seed_list(self) -> list[int]:

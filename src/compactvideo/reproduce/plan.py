@@ -22,14 +22,27 @@ from collections.abc import Collection
 from pathlib import Path
 
 from compactvideo.loaders import LoaderOptions
+from compactvideo.models import FrameData
 from compactvideo.train import TrainOptions
 
 PAPER_EPOCH_VIDEOS = 4_822_555
 PAPER_BATCH_PER_GPU = 80
 VALID_EVERY_EXAMPLES = 1_000_000
 LOADER_WORKERS = 4
+# The paper's data contract: robust pooling's samples of 15 frames (the model's 10 samples; mean and max
+# pooling read every frame) from the first 300 frames, each frame L2-normalised. The presets' own.
+PAPER_DATA = FrameData(frames_per_sample=15, max_frames=300, l2_normalize=True)
 # Written out in every command line even where they equal compactvideo's defaults, so the plan shows them.
-RECIPE = ("batch_size", "learning_rate", "lr_decay", "lr_decay_examples", "clip_norm", "frames_per_sample")
+RECIPE = (
+    "batch_size",
+    "learning_rate",
+    "lr_decay",
+    "lr_decay_examples",
+    "clip_norm",
+    "frames_per_sample",
+    "max_frames",
+    "l2_normalize",
+)
 
 
 def paper_training(nproc_per_node: int, seed: int = 0) -> TrainOptions:
@@ -45,14 +58,7 @@ def paper_training(nproc_per_node: int, seed: int = 0) -> TrainOptions:
         seed=seed,
         valid_every=steps_between_validations,
         checkpoint_every=1000,
-        data=LoaderOptions(
-            frame_sampling="robust",
-            frames_per_sample=15,
-            max_frames=300,
-            split_half=True,
-            l2_normalize=True,
-            num_workers=LOADER_WORKERS,
-        ),
+        data=LoaderOptions(split_half=True, num_workers=LOADER_WORKERS),
     )
 
 
@@ -60,10 +66,12 @@ def _default(field: dataclasses.Field) -> object:
     return field.default_factory() if field.default_factory is not dataclasses.MISSING else field.default
 
 
-def train_flags(options: TrainOptions | LoaderOptions, explicit: Collection[str] = RECIPE) -> list[str]:
-    """The ``compactvideo train`` flags that give ``options``: one per field that differs from its
-    default or is named in ``explicit`` (booleans as ``--flag`` / ``--no-flag``; no gradient clipping
-    as ``--clip-norm 0``)."""
+def train_flags(
+    options: TrainOptions | LoaderOptions | FrameData, explicit: Collection[str] = RECIPE
+) -> list[str]:
+    """The ``compactvideo train`` flags that give ``options`` (or a data contract): one per field that
+    differs from its default or is named in ``explicit`` (booleans as ``--flag`` / ``--no-flag``; no
+    gradient clipping as ``--clip-norm 0``)."""
     flags: list[str] = []
     for field in dataclasses.fields(options):
         value = getattr(options, field.name)
@@ -81,9 +89,16 @@ def train_flags(options: TrainOptions | LoaderOptions, explicit: Collection[str]
 
 
 def train_command(
-    config_file: Path, train: str, valid: str, run_dir: Path, options: TrainOptions, nproc_per_node: int
+    config_file: Path,
+    train: str,
+    valid: str,
+    run_dir: Path,
+    options: TrainOptions,
+    nproc_per_node: int,
+    data: FrameData = PAPER_DATA,
 ) -> list[str]:
-    """``torchrun --standalone --nproc_per_node=N -m compactvideo.cli train ...`` for one run."""
+    """``torchrun --standalone --nproc_per_node=N -m compactvideo.cli train ...`` for one run, the
+    model's data contract ``data`` written out as its flags."""
     return [
         "torchrun",
         "--standalone",
@@ -100,4 +115,5 @@ def train_command(
         "--out",
         str(run_dir),
         *train_flags(options),
+        *train_flags(data),
     ]

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from compactvideo.checkpoint import load_checkpoint
-from compactvideo.compress.tucker import CompressionReport, compress_checkpoint, compress_model, unfold
+from compactvideo.compress.tucker import CompressionReport, compress_model, unfold
 from compactvideo.compress.vbmf import VBMFResult, evbmf
 from compactvideo.data.synthetic_clips import synthesize_clips
 from compactvideo.errors import CompactVideoError
@@ -29,7 +29,8 @@ from compactvideo.evaluate import evaluate
 from compactvideo.loaders import LoaderOptions
 from compactvideo.models import PRESETS, build_model, config_from_dict
 from compactvideo.nn.tucker import plain_path
-from compactvideo.profile import measure_interleaved, torch_threads
+from compactvideo.pipelines import compress_checkpoint
+from compactvideo.profiling import measure_interleaved, torch_threads
 from compactvideo.reproduce.experiment import Context, Experiment, ExperimentUnavailable, Job
 from compactvideo.reproduce.results import (
     Row,

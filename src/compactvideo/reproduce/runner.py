@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from compactvideo.errors import CompactVideoError
-from compactvideo.profile import describe_machine
+from compactvideo.profiling import describe_machine
 from compactvideo.reproduce import araujo2018, cheng2015, rasmussen2022
 from compactvideo.reproduce.experiment import (
     Context,

@@ -13,39 +13,49 @@ from compactvideo.errors import CompactVideoError
 
 def _load(spec: str) -> tuple[Any, str]:
     """(eval-mode model, description) from a preset name or a checkpoint path."""
-    from compactvideo.checkpoint import load_trained_model
-    from compactvideo.models import PRESETS, build_model
+    from compactvideo.models import PRESETS, build_model, load_model
 
     if spec in PRESETS:
         return build_model(spec).eval(), f"preset {spec} (untrained weights)"
     if Path(spec).is_file():
-        return load_trained_model(spec), f"checkpoint {spec}"
+        return load_model(spec), f"checkpoint {spec}"
     raise CompactVideoError(f"{spec!r} is neither a preset (see `compactvideo models`) nor a checkpoint file")
 
 
 def _inputs(model: Any, input_shape: str | None) -> tuple[Any, ...]:
+    """Batch-1 inputs as the model's data contract shapes them, or of ``input_shape`` (one-input models)."""
     import torch
 
-    from compactvideo.models import example_inputs
+    from compactvideo.models import example_inputs, input_specs
 
     if input_shape is None:
         return example_inputs(model.config, batch_size=1)
-    if model.config.family != "clip":
-        raise CompactVideoError(f"--input-shape is for clip models; this is a {model.config.family!r} model")
+    specs = [spec for spec in input_specs(model.config) if spec is not None]
+    if len(specs) != 1 or specs[0].frames:
+        names = ", ".join(spec.name for spec in specs)
+        raise CompactVideoError(
+            f"--input-shape is for models with one input tensor (clips); this one takes {names}"
+        )
     try:
         shape = tuple(int(size) for size in input_shape.split(","))
     except ValueError:
         shape = ()
-    if len(shape) != 4 or min(shape) < 1:
-        raise CompactVideoError(f"--input-shape must be C,T,H,W positive integers, got {input_shape!r}")
+    expected = specs[0].shape
+    if len(shape) != len(expected) or min(shape) < 1:
+        raise CompactVideoError(
+            f"--input-shape must be {len(expected)} positive integers, the {specs[0].name} shape after the "
+            f"batch axis (C,T,H,W for clip models; this model's: {','.join(map(str, expected))}), "
+            f"got {input_shape!r}"
+        )
     return (torch.zeros(1, *shape),)
 
 
 def _measure(models: dict[str, Any], input_shape: str | None, rounds: int, repeats: int) -> dict[str, dict]:
-    """Parameters, FLOPs and median latency (interleaved rounds) of each model, batch 1."""
+    """Parameters, FLOPs and median latency (interleaved rounds) of each model, batch 1, with the input
+    shapes used."""
     import torch
 
-    from compactvideo.profile import count_flops, count_parameters, measure_latency
+    from compactvideo.profiling import count_flops, count_parameters, measure_latency
 
     rows, calls = {}, {}
     for role, (model, description) in models.items():
@@ -60,6 +70,7 @@ def _measure(models: dict[str, Any], input_shape: str | None, rounds: int, repea
             ) from error
         rows[role] = {
             "model": description,
+            "inputs": [list(x.shape) for x in inputs if x is not None],
             "parameters": count_parameters(model),
             "flops": flops,
             "times": [],
@@ -78,7 +89,7 @@ def _run_profile(args: argparse.Namespace) -> int:
     import torch
 
     from compactvideo.nn.tucker import set_fast_path
-    from compactvideo.profile import describe_machine
+    from compactvideo.profiling import describe_machine
 
     if args.threads is None:
         torch.set_num_threads(1)
@@ -105,7 +116,9 @@ def _run_profile(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
-    print(f"# {result['machine']}; batch 1")
+    shapes = " ".join("x".join(map(str, shape)) for shape in rows["model"]["inputs"])
+    source = "--input-shape" if args.input_shape else "the model's data contract"
+    print(f"# {result['machine']}; inputs {shapes} (batch 1, from {source})")
     print(f"{'':<9} {'parameters':>12} {'GFLOPs':>10} {'latency ms':>11}  model")
     for role, row in rows.items():
         print(
@@ -135,7 +148,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("model", help="a checkpoint file or a preset name")
     parser.add_argument("--baseline", help="a checkpoint file or preset to compare against")
     parser.add_argument(
-        "--input-shape", metavar="C,T,H,W", help="clip models: the clip shape (default: the config's)"
+        "--input-shape",
+        metavar="C,T,H,W",
+        help="clip models: the clip shape (default: the model's data contract)",
     )
     parser.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds (median kept)")
     parser.add_argument("--repeats", type=int, default=5, help="timed calls per model and round")

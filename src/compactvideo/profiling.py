@@ -26,22 +26,25 @@ from typing import Any, Literal
 
 import torch
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode, flop_registry
+from torch.utils.flop_counter import FlopCounterMode
 
-aten = torch.ops.aten
-
-
-def _raw(formula: Callable) -> Callable:
-    """Mark a flop formula as taking tensors (for dtypes), not shapes."""
-    formula._get_raw = True
-    return formula
+from compactvideo._torch_compat import (
+    ATEN_BMM,
+    ATEN_FFT_C2C,
+    ATEN_FFT_C2R,
+    ATEN_FFT_R2C,
+    ATEN_MM,
+    ATEN_MUL,
+    builtin_flop_formula,
+    raw_flop_formula,
+)
 
 
 def _fft_flops(signal_sizes: Sequence[int], transforms: int, per_point: float) -> int:
     return round(sum(transforms * per_point * n * math.log2(n) for n in signal_sizes if n > 1))
 
 
-@_raw
+@raw_flop_formula
 def _fft_r2c_flops(
     x: torch.Tensor, dim: Sequence[int], *args: Any, out_val: Any = None, **kwargs: Any
 ) -> int:
@@ -49,7 +52,7 @@ def _fft_r2c_flops(
     return _fft_flops(sizes, x.numel() // math.prod(sizes), 2.5)
 
 
-@_raw
+@raw_flop_formula
 def _fft_c2r_flops(
     x: torch.Tensor, dim: Sequence[int], *args: Any, out_val: Any = None, **kwargs: Any
 ) -> int:
@@ -57,7 +60,7 @@ def _fft_c2r_flops(
     return _fft_flops(sizes, out_val.numel() // math.prod(sizes), 2.5)
 
 
-@_raw
+@raw_flop_formula
 def _fft_c2c_flops(
     x: torch.Tensor, dim: Sequence[int], *args: Any, out_val: Any = None, **kwargs: Any
 ) -> int:
@@ -65,7 +68,7 @@ def _fft_c2c_flops(
     return _fft_flops(sizes, x.numel() // math.prod(sizes), 5.0)
 
 
-@_raw
+@raw_flop_formula
 def _complex_mul_flops(a: Any, b: Any, *args: Any, out_val: Any = None, **kwargs: Any) -> int:
     return 6 * out_val.numel() if out_val.is_complex() else 0
 
@@ -73,7 +76,7 @@ def _complex_mul_flops(a: Any, b: Any, *args: Any, out_val: Any = None, **kwargs
 def _complex_aware(real_formula: Callable) -> Callable:
     """A matmul formula that counts a complex multiply-add as 4 real ones."""
 
-    @_raw
+    @raw_flop_formula
     def formula(*args: Any, out_val: Any = None, **kwargs: Any) -> int:
         flops = real_formula(*args, out_val=out_val, **kwargs)
         return 4 * flops if out_val.is_complex() else flops
@@ -82,12 +85,12 @@ def _complex_aware(real_formula: Callable) -> Callable:
 
 
 FFT_FLOP_FORMULAS = {
-    aten.mm: _complex_aware(flop_registry[aten.mm]),
-    aten.bmm: _complex_aware(flop_registry[aten.bmm]),
-    aten._fft_r2c: _fft_r2c_flops,
-    aten._fft_c2r: _fft_c2r_flops,
-    aten._fft_c2c: _fft_c2c_flops,
-    aten.mul: _complex_mul_flops,
+    ATEN_MM: _complex_aware(builtin_flop_formula(ATEN_MM)),
+    ATEN_BMM: _complex_aware(builtin_flop_formula(ATEN_BMM)),
+    ATEN_FFT_R2C: _fft_r2c_flops,
+    ATEN_FFT_C2R: _fft_c2r_flops,
+    ATEN_FFT_C2C: _fft_c2c_flops,
+    ATEN_MUL: _complex_mul_flops,
 }
 
 
@@ -110,7 +113,7 @@ def count_parameters(model: nn.Module, convention: Literal["trainable", "paper"]
     total = sum(p.numel() for p in model.parameters() if p.requires_grad)
     if convention == "paper":
         for module in model.modules():
-            if isinstance(module, nn.modules.batchnorm._NormBase) and module.track_running_stats:
+            if getattr(module, "track_running_stats", False) and module.running_mean is not None:
                 total += module.running_mean.numel() + module.running_var.numel()
     return total
 

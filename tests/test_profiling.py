@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from compactvideo.nn import BlockCirculantLinear, CirculantLinear
-from compactvideo.profile import count_flops, count_parameters, measure_latency, megabytes, model_bytes
+from compactvideo.profiling import count_flops, count_parameters, measure_latency, megabytes, model_bytes
 
 
 def rfft_flops(n: int) -> float:

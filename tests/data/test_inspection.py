@@ -1,6 +1,6 @@
 import numpy as np
 
-from compactvideo.data.inspect import format_inspection, inspect_records
+from compactvideo.data.inspection import format_inspection, inspect_records
 from compactvideo.data.yt8m import FrameRecord, VideoRecord, write_records
 
 
@@ -49,10 +49,18 @@ def test_counts_frames_labels_segments_and_damage(tmp_path):
     assert report["segments"] == {"videos": 1, "segments": 3}
     written = write_records(tmp_path / "first" / "only.tfrecord", [frames("d", 30, [2])])
     offset = (tmp_path / "first" / "only.tfrecord").stat().st_size  # where the damaged record starts
-    assert written == 1 and report["errors"] == [
-        f"{damaged}: record at byte offset {offset}: payload CRC mismatch"
-    ]
+    size = damaged.stat().st_size
+    assert written == 1 and report["files"][2] == {
+        "path": str(damaged),
+        "level": "frame",
+        "records": 1,
+        "skipped": 1,
+        "skipped_bytes": size - offset,
+        "first_skips": [{"offset": offset, "bytes": size - offset, "reason": "payload CRC mismatch"}],
+    }
+    assert report["skipped_bytes"] == size - offset
 
     text = format_inspection(report)
-    assert "3 files, 4 records (frame, video), 1 damaged" in text
+    assert f"3 files, 4 records (frame, video), 1 damaged ({size - offset:,} bytes skipped)" in text
+    assert f"{damaged}: record at byte offset {offset}: payload CRC mismatch" in text
     assert "segment labels: 3 in 1 videos" in text and "payload CRC mismatch" in text
