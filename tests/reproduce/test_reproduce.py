@@ -142,6 +142,9 @@ def test_tiny_training_experiment_writes_rows_report_and_figure_then_reuses_them
     assert fc["1 factor"] == 2 * (1024 + 512) and fc["6 factors"] == 6 * fc["1 factor"]
     speed = {row.row: row.ours for row in rows if row.metric == "training speed vs dense FC"}
     assert speed["dense FC"] == 1.0 and all(value > 0 for value in speed.values())
+    # every run read the demo's data contract (the first max_frames frames), recorded in its checkpoint
+    for run in (out / "runs").iterdir():
+        assert load_checkpoint(run / "checkpoint.pt")["config"]["data"]["max_frames"] == TINY.max_frames
 
     report = (out / "report.md").read_text()
     assert "### factors: Table B" in report and "| 3 factors | GAP@20 |" in report
