@@ -12,7 +12,7 @@ scores stray from the per-video ones (the rounding that makes batched evaluation
 from __future__ import annotations
 
 import torch
-from compactvideo.profile import describe_machine, measure_latency
+from compactvideo.profiling import describe_machine, measure_latency
 
 from compactvideo.models import build_model
 
