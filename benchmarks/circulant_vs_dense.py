@@ -1,8 +1,9 @@
 """CirculantLinear against nn.Linear: forward and forward+backward time, n x n maps, 1 thread.
 
 Both layers are timed in the same run, alternately, so the ratio (dense time / circulant time) is
-robust to the machine's load. Targets (issue 2): forward+backward at n=8192, batch 256 >= 20x;
-at n=1024, batch 256 >= 3x.
+robust to the machine's load (:func:`compactvideo.reproduce.cheng2015.measure_speed`, which
+``compactvideo reproduce cheng2015`` runs over n = 2^8..2^14). Targets (issue 2): forward+backward at
+n=8192, batch 256 >= 20x; at n=1024, batch 256 >= 3x.
 
     python benchmarks/circulant_vs_dense.py [--repeats 7]
 """
@@ -12,25 +13,12 @@ from __future__ import annotations
 import argparse
 
 import torch
-from torch import nn
 
-from compactvideo.nn import CirculantLinear
-from compactvideo.profiling import describe_machine, measure_latency
+from compactvideo.profiling import describe_machine
+from compactvideo.reproduce.cheng2015 import measure_speed
 
 SIZES = (512, 1024, 4096, 8192)
 BATCHES = (1, 256)
-
-
-def step_functions(layer: nn.Module, x: torch.Tensor):
-    def forward() -> None:
-        with torch.no_grad():
-            layer(x)
-
-    def forward_backward() -> None:
-        layer.zero_grad(set_to_none=True)
-        layer(x).sum().backward()
-
-    return forward, forward_backward
 
 
 def main() -> None:
@@ -38,35 +26,21 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7, help="timed calls per measurement (median kept)")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    torch.manual_seed(0)
     print(f"# {describe_machine()}")
     print("# median ms over repeated calls; ratio = nn.Linear time / CirculantLinear time")
     print(
         f"{'n':>5} {'batch':>5} | {'dense fwd':>9} {'circ fwd':>9} {'ratio':>6} | "
         f"{'dense f+b':>9} {'circ f+b':>9} {'ratio':>6}"
     )
+    measurements = measure_speed(SIZES, BATCHES, args.repeats)
+    ms = {(m["n"], m["batch"], m["layer"], m["pass"]): m["ms"] for m in measurements}
     for n in SIZES:
-        dense, circulant = nn.Linear(n, n), CirculantLinear(n, n)
         for batch in BATCHES:
-            x = torch.randn(batch, n)
-            (dense_fwd, dense_step), (circ_fwd, circ_step) = (
-                step_functions(dense, x),
-                step_functions(circulant, x),
-            )
-            repeats = args.repeats if n * n * batch < 2**30 else max(3, args.repeats // 2)
-            times = {}
-            for name, fn in [
-                ("dense fwd", dense_fwd),
-                ("circ fwd", circ_fwd),
-                ("dense step", dense_step),
-                ("circ step", circ_step),
-            ]:
-                times[name] = measure_latency(fn, warmup=2, repeats=repeats).median_ms
+            fwd = [ms[n, batch, layer, "forward"] for layer in ("dense", "circulant")]
+            step = [ms[n, batch, layer, "forward+backward"] for layer in ("dense", "circulant")]
             print(
-                f"{n:>5} {batch:>5} | {times['dense fwd']:9.3f} {times['circ fwd']:9.3f} "
-                f"{times['dense fwd'] / times['circ fwd']:6.1f} | {times['dense step']:9.3f} "
-                f"{times['circ step']:9.3f} {times['dense step'] / times['circ step']:6.1f}",
-                flush=True,
+                f"{n:>5} {batch:>5} | {fwd[0]:9.3f} {fwd[1]:9.3f} {fwd[0] / fwd[1]:6.1f} | "
+                f"{step[0]:9.3f} {step[1]:9.3f} {step[0] / step[1]:6.1f}"
             )
 
 

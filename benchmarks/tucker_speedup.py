@@ -21,19 +21,14 @@ from __future__ import annotations
 
 import argparse
 import copy
-import statistics
-from pathlib import Path
 
 import torch
 from torch import nn
 
-from compactvideo.compress.tucker import compress_model, paper_flops
-from compactvideo.models import build_model
+from compactvideo.compress.tucker import paper_flops
 from compactvideo.nn.tucker import TuckerConv, fast_conv, plain_path
-from compactvideo.profiling import describe_machine, measure_latency
-
-FIXTURE = Path(__file__).resolve().parents[1] / ".." / "shared" / "fixtures" / "thetis_net2_state_dict.pt"
-PAPER_RANKS = {"c1": (2, 2), "c2": (3, 2), "l1": (7, 4), "l2": (1, 1)}
+from compactvideo.profiling import describe_machine, measure_interleaved
+from compactvideo.reproduce.rasmussen2022 import FIXTURE, speed_variants, thetis_models
 
 
 class OneDNNConv(nn.Module):
@@ -57,13 +52,9 @@ def with_onednn_convs(model: nn.Module) -> nn.Module:
 
 
 def time_interleaved(variants: dict[str, callable], rounds: int, repeats: int) -> dict[str, float]:
-    """Median ms per variant over ``rounds`` interleaved rounds of ``repeats`` calls each."""
-    times: dict[str, list[float]] = {name: [] for name in variants}
+    """Median ms per variant over ``rounds`` interleaved rounds of ``repeats`` calls each, autograd off."""
     with torch.no_grad():
-        for _ in range(rounds):
-            for name, fn in variants.items():
-                times[name].append(measure_latency(fn, warmup=1, repeats=repeats).median_ms)
-    return {name: statistics.median(values) for name, values in times.items()}
+        return measure_interleaved(variants, rounds, repeats)
 
 
 def print_rows(title: str, times: dict[str, float], baseline: str, theoretical: float, target: float) -> None:
@@ -74,31 +65,22 @@ def print_rows(title: str, times: dict[str, float], baseline: str, theoretical: 
 
 
 def thetis(rounds: int, repeats: int) -> None:
-    original = build_model("thetis").eval()
-    source = "random weights (fixture not found)"
+    weights, source = None, "random weights (fixture not found)"
     if FIXTURE.is_file():
-        original.load_state_dict(torch.load(FIXTURE, map_location="cpu", weights_only=True))
-        source = f"weights {FIXTURE.name}"
-    compressed = copy.deepcopy(original)
-    report = compress_model(compressed, ranks=PAPER_RANKS)
-    compressed.eval()
+        weights, source = (
+            torch.load(FIXTURE, map_location="cpu", weights_only=True),
+            f"weights {FIXTURE.name}",
+        )
+    original, compressed, report = thetis_models(weights)
     clip = torch.randn(1, 4, 28, 120, 160)
-
-    def plain() -> torch.Tensor:
-        with plain_path(compressed):
-            return compressed(clip)
-
+    variants = speed_variants(original, compressed, clip)
     dense_onednn = with_onednn_convs(original)
-    times = time_interleaved(
-        {
-            "original (nn.Conv3d)": lambda: original(clip),
-            "original, oneDNN": lambda: dense_onednn(clip),
-            "tucker, plain (3 nn.Conv3d)": plain,
-            "tucker, fast path": lambda: compressed(clip),
-        },
-        rounds,
-        repeats,
-    )
+    variants = {
+        "original (nn.Conv3d)": variants["original (nn.Conv3d)"],
+        "original, oneDNN": lambda: dense_onednn(clip),
+        **variants,
+    }
+    times = time_interleaved(variants, rounds, repeats)
     theoretical = report.flops_before / report.flops_after
     print_rows(f"(a) THETIS network, 4x28x120x160, {source}", times, "original (nn.Conv3d)", theoretical, 2.0)
     print(

@@ -27,7 +27,7 @@ import torch
 from compactvideo.evaluate import evaluate
 from compactvideo.loaders import LoaderOptions, make_loader
 from compactvideo.models import build_model, load_model, resolve_model_spec, task_for
-from compactvideo.profiling import count_parameters, measure_latency, megabytes
+from compactvideo.profiling import count_parameters, measure_latency, megabytes, torch_threads
 from compactvideo.train import TrainOptions, train
 
 DEMO_MODELS = (
@@ -59,8 +59,9 @@ class DemoOptions:
     models: tuple[str, ...] = DEMO_MODELS
 
 
-def make_data(out: Path, options: DemoOptions) -> tuple[str, str]:
-    """Write (once) the synthetic training and validation shards; return their glob patterns."""
+def make_data(out: Path, options: DemoOptions, outlier_frames: float = 0.0) -> tuple[str, str]:
+    """Write (once) the synthetic training and validation shards under ``out/data``; return their glob
+    patterns. ``outlier_frames``: the generator's share of frames showing an unrelated class."""
     from compactvideo.data.synthetic import synthesize
 
     splits = {
@@ -80,6 +81,7 @@ def make_data(out: Path, options: DemoOptions) -> tuple[str, str]:
                 max_frames=options.max_frames,
                 prefix=split,
                 vocabulary_seed=options.seed,
+                outlier_frames=outlier_frames,
             )
             (folder / ".complete").write_text("")
     return str(out / "data" / "train" / "*.tfrecord"), str(out / "data" / "valid" / "*.tfrecord")
@@ -91,13 +93,8 @@ def inference_ms_per_video(checkpoint: Path, valid_pattern: str) -> float:
     context = _local()
     loader = make_loader(model.config, valid_pattern, LoaderOptions(), 1, training=False, context=context)
     inputs = task_for(model.config).inputs(next(iter(loader)), context.device)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with torch.no_grad():
-            return measure_latency(lambda: model(*inputs), warmup=2, repeats=10).median_ms
-    finally:
-        torch.set_num_threads(threads)
+    with torch_threads(1), torch.no_grad():
+        return measure_latency(lambda: model(*inputs), warmup=2, repeats=10).median_ms
 
 
 def _local():
@@ -106,14 +103,11 @@ def _local():
     return DistributedContext(torch.device("cpu"))
 
 
-def run_model(name: str, out: Path, options: DemoOptions, train_pattern: str, valid_pattern: str) -> dict:
-    """Train (or resume, or reuse) one demo model and measure it; the row is saved as result.json."""
-    run_dir = out / name
-    result_file = run_dir / "result.json"
-    if result_file.exists():
-        return json.loads(result_file.read_text())
-    config = resolve_model_spec(name, num_classes=options.classes)
-    train_options = TrainOptions(
+def train_options(options: DemoOptions) -> TrainOptions:
+    """The demo's training budget for one model: ``examples`` examples of Adam at ``learning_rate``,
+    multiplied by ``lr_decay`` ``lr_decays`` times at equal intervals (staircase), ``validations``
+    validations (the best weights are kept), seeded by ``seed`` (data order and initialisation)."""
+    return TrainOptions(
         batch_size=options.batch_size,
         learning_rate=options.learning_rate,
         lr_decay=options.lr_decay,
@@ -125,13 +119,28 @@ def run_model(name: str, out: Path, options: DemoOptions, train_pattern: str, va
         checkpoint_every=50,
         data=LoaderOptions(shuffle_buffer=2048),
     )
+
+
+def data_contract(options: DemoOptions) -> dict[str, Any]:
+    """The demo's data contract (fields of the model's ``config.data``): the first ``max_frames`` frames
+    of each video, as many as its synthetic videos have."""
+    return {"max_frames": options.max_frames}
+
+
+def run_model(name: str, out: Path, options: DemoOptions, train_pattern: str, valid_pattern: str) -> dict:
+    """Train (or resume, or reuse) one demo model and measure it; the row is saved as result.json."""
+    run_dir = out / name
+    result_file = run_dir / "result.json"
+    if result_file.exists():
+        return json.loads(result_file.read_text())
+    config = resolve_model_spec(name, num_classes=options.classes)
+    budget = train_options(options)
     resume = (run_dir / "checkpoint.pt").exists()
-    contract = {"max_frames": options.max_frames}
     summary = train(
-        config, train_pattern, run_dir, train_options, valid_pattern, resume=resume, contract=contract
+        config, train_pattern, run_dir, budget, valid_pattern, resume=resume, contract=data_contract(options)
     )
     best = run_dir / "best.pt"
-    metrics = evaluate(best, valid_pattern, options.batch_size, train_options.data)
+    metrics = evaluate(best, valid_pattern, options.batch_size, budget.data)
     parameters = count_parameters(build_model(config), convention="paper")
     row = {
         "model": name,

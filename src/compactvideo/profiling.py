@@ -15,12 +15,13 @@ for dense and structured layers alike.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import platform
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -169,6 +170,30 @@ def measure_latency(
         fn()
         times.append((clock() - t0) * 1e3)
     return Latency(statistics.median(times), min(times), len(times))
+
+
+@contextlib.contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """Run the block with ``count`` torch intra-op threads, then restore the previous setting."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def measure_interleaved(
+    variants: Mapping[str, Callable[[], Any]], rounds: int = 5, repeats: int = 3, warmup: int = 1
+) -> dict[str, float]:
+    """Median milliseconds per call of each variant over ``rounds`` rounds that time every variant in
+    turn (``repeats`` calls after ``warmup``, median kept), so that load on the machine falls on all of
+    them alike and their ratios stay meaningful."""
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(rounds):
+        for name, fn in variants.items():
+            times[name].append(measure_latency(fn, warmup=warmup, repeats=repeats).median_ms)
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def describe_machine() -> str:

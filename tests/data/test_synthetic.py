@@ -98,3 +98,60 @@ def test_min_frames_fixes_the_shortest_video():
     assert {r.num_frames for r in synthetic_records(20, 5, min_frames=7, max_frames=7)} == {7}
     lengths = [r.num_frames for r in synthetic_records(200, 5, max_frames=40)]
     assert min(lengths) == 10 and max(lengths) == 40  # by default from max_frames // 4
+
+
+def _records_digest(**options) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    for record in synthetic_records(20, 12, "frame", 3, 0.3, 40, "v", 7, **options):
+        for part in (record.id.encode(), record.labels, record.rgb, record.audio):
+            digest.update(part if isinstance(part, bytes) else np.asarray(part).tobytes())
+    return digest.hexdigest()
+
+
+def test_data_without_outlier_frames_is_what_it_was_before_the_option():
+    # Digest of these 20 records as written by compactvideo before outlier_frames existed (c688d46).
+    before = "7c09208f2c331dad4c3e32d2bf31b87b0dd5ca4f2dcf88685d57a1dc86a91c82"
+    assert _records_digest() == _records_digest(outlier_frames=0.0) == before
+    assert _records_digest(outlier_frames=0.1) != before
+
+
+def test_outlier_frames_show_a_class_the_video_is_not_labelled_with():
+    from compactvideo.data.synthetic import PROTOTYPE_SCALE, Vocabulary
+
+    classes, share = 10, 0.2
+    vocabulary = Vocabulary.draw(classes, np.random.default_rng([0, 0]))
+    directions = vocabulary.rgb / np.linalg.norm(vocabulary.rgb, axis=1, keepdims=True)
+
+    def shares(outlier_frames: float) -> tuple[float, float]:
+        """Shares of frames that show (projection above half a prototype) a non-label class, and
+        of those that show a label's."""
+        foreign = shown = total = 0
+        for record in synthetic_records(
+            300,
+            classes,
+            "frame",
+            1,
+            difficulty=0.0,
+            max_frames=40,
+            vocabulary_seed=0,
+            outlier_frames=outlier_frames,
+        ):
+            scores = dequantize(record.rgb) @ directions.T  # [frames, classes]
+            best = scores.argmax(axis=1)
+            strong = scores.max(axis=1) > PROTOTYPE_SCALE / 2
+            foreign += int((strong & ~np.isin(best, record.labels)).sum())
+            shown += int((strong & np.isin(best, record.labels)).sum())
+            total += len(best)
+        return foreign / total, shown / total
+
+    foreign, labelled = shares(share)
+    clean_foreign, clean_labelled = shares(0.0)
+    assert clean_foreign < 0.01
+    assert foreign == pytest.approx(share, abs=0.03)
+    # an outlier replaces whatever the frame showed: label frames drop by about the same share (the two
+    # data sets differ in every draw after the first outlier, hence the tolerance)
+    assert labelled / clean_labelled == pytest.approx(1 - share, abs=0.1)
+    with pytest.raises(CompactVideoError, match="outlier_frames must lie in"):
+        synthetic_records(1, 5, outlier_frames=1.0)

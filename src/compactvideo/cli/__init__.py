@@ -19,7 +19,17 @@ from compactvideo import __version__
 from compactvideo.errors import CompactVideoError, CompactVideoWarning, OptionError
 
 # The command modules, in the order `compactvideo --help` lists them.
-COMMAND_MODULES = ("demo", "data", "models", "train", "evaluate", "compress", "profiling", "export")
+COMMAND_MODULES = (
+    "demo",
+    "data",
+    "models",
+    "train",
+    "evaluate",
+    "compress",
+    "profiling",
+    "export",
+    "reproduce",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

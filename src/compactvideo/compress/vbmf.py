@@ -51,13 +51,17 @@ class VBMFError(CompactVideoError, ValueError):
 
 @dataclass(frozen=True)
 class VBMFResult:
-    """EVBMF of one matrix: the rank, the estimated noise variance, the threshold and the kept estimates."""
+    """EVBMF of one matrix: the rank, the estimated noise variance, the threshold and the kept estimates.
+
+    ``search_interval`` is [sigma_lo^2, sigma_hi^2], where the noise variance was searched.
+    """
 
     rank: int
     sigma2: float
     threshold: float
     singular_values: np.ndarray
     estimates: np.ndarray
+    search_interval: tuple[float, float] = (0.0, 0.0)
 
 
 def _tau(x: np.ndarray, alpha: float) -> np.ndarray:
@@ -153,7 +157,7 @@ def evbmf(matrix: torch.Tensor | np.ndarray) -> VBMFResult:
     estimates = (
         kept / 2.0 * (shrink + np.sqrt(np.maximum(shrink**2 - 4.0 * length * m * sigma2**2 / kept**4, 0)))
     )
-    return VBMFResult(len(kept), sigma2, threshold, singular, estimates)
+    return VBMFResult(len(kept), sigma2, threshold, singular, estimates, (lower, upper))
 
 
 def vbmf_rank(matrix: torch.Tensor | np.ndarray) -> int:

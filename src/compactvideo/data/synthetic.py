@@ -19,6 +19,13 @@ The generative model (all draws from one ``numpy`` generator seeded by ``seed``)
   segments); audio frames follow the same segments with their own noise, so audio is correlated with
   the labels and with the rgb frames. Values are quantised with the official quantiser (clip to [-2, 2],
   8 bits) when the records are written.
+- **Outlier frames** (``outlier_frames`` = q, default 0). Each frame is, with probability q, replaced by
+  a single frame of a class the video is *not* labelled with (uniform over the others), shown as
+  strongly as its label segments (alpha), like a shot cut to unrelated content. Max pooling over all
+  frames responds to every such frame; robust pooling (the mean over n random samples of k frames of
+  the max within each) only to the samples that drew it, a share 1 - (1 - 1/N)^k of them (22% for
+  k = 15 of N = 60 frames); mean pooling weighs it 1/N. With q = 0 no random number is drawn for it,
+  so data sets written without it are unchanged.
 - **Video level.** ``mean_rgb`` and ``mean_audio`` are the means of the *dequantised* frames, exactly
   what averaging the frame-level record gives.
 
@@ -98,7 +105,12 @@ class Vocabulary:
 
 
 def _video_frames(
-    vocabulary: Vocabulary, labels: np.ndarray, frames: int, difficulty: float, rng: np.random.Generator
+    vocabulary: Vocabulary,
+    labels: np.ndarray,
+    frames: int,
+    difficulty: float,
+    rng: np.random.Generator,
+    outlier_frames: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Float rgb [N, 1024] and audio [N, 128] frames of one video (before quantisation)."""
     informative, strength = 0.6 - 0.4 * difficulty, 1.0 - 0.6 * difficulty
@@ -106,6 +118,11 @@ def _video_frames(
     segment = np.searchsorted(bounds, np.arange(frames), side="right")
     segments = segment[-1] + 1
     shown = np.where(rng.random(segments) < informative, rng.choice(labels, segments), -1)[segment]
+    if outlier_frames > 0:  # no extra draws otherwise, so existing data sets stay as they were
+        outlier = rng.random(frames) < outlier_frames
+        others = np.setdiff1d(np.arange(len(vocabulary.popularity)), labels)
+        if others.size:
+            shown = np.where(outlier, rng.choice(others, frames), shown)
     weights = np.where(shown >= 0, strength, 0.0).astype(np.float32)[:, None]
     shown = np.maximum(shown, 0)
     rgb = rng.normal(0, BACKGROUND_STD, (frames, RGB_SIZE)) + rng.normal(0, STYLE_STD, RGB_SIZE)
@@ -126,6 +143,7 @@ def synthetic_records(
     id_prefix: str = "",
     vocabulary_seed: int | None = None,
     min_frames: int | None = None,
+    outlier_frames: float = 0.0,
 ) -> Iterator[FrameRecord | VideoRecord]:
     """``videos`` synthetic records, generated as they are iterated (see the module docstring).
 
@@ -136,6 +154,8 @@ def synthetic_records(
         raise CompactVideoError(f"level must be 'frame' or 'video', got {level!r}")
     if not 0.0 <= difficulty <= 1.0:
         raise CompactVideoError(f"difficulty must lie in [0, 1], got {difficulty}")
+    if not 0.0 <= outlier_frames < 1.0:
+        raise CompactVideoError(f"outlier_frames must lie in [0, 1), got {outlier_frames}")
     shortest = max(1, max_frames // 4) if min_frames is None else min_frames
     if videos < 0 or classes < 1 or not 1 <= shortest <= max_frames:
         raise CompactVideoError(
@@ -145,7 +165,9 @@ def synthetic_records(
     vocabulary = Vocabulary.draw(
         classes, np.random.default_rng([vocabulary_seed if vocabulary_seed is not None else seed, 0])
     )
-    return _generate(vocabulary, videos, level, seed, difficulty, shortest, max_frames, id_prefix)
+    return _generate(
+        vocabulary, videos, level, seed, difficulty, shortest, max_frames, id_prefix, outlier_frames
+    )
 
 
 def _generate(
@@ -157,12 +179,13 @@ def _generate(
     min_frames: int,
     max_frames: int,
     id_prefix: str,
+    outlier_frames: float,
 ) -> Iterator[FrameRecord | VideoRecord]:
     rng = np.random.default_rng([seed, 1])
     for index in range(videos):
         labels = vocabulary.labels(rng)
         frames = int(rng.integers(min_frames, max_frames + 1))
-        rgb, audio = _video_frames(vocabulary, labels, frames, difficulty, rng)
+        rgb, audio = _video_frames(vocabulary, labels, frames, difficulty, rng, outlier_frames)
         video_id = f"{id_prefix}{index:06d}"
         rgb_q, audio_q = quantize(rgb), quantize(audio)
         if level == "frame":
@@ -183,13 +206,23 @@ def synthesize(
     prefix: str = "train",
     vocabulary_seed: int | None = None,
     min_frames: int | None = None,
+    outlier_frames: float = 0.0,
 ) -> list[Path]:
     """Write ``videos`` synthetic records as ``shards`` TFRecord files ``<prefix>NNNN.tfrecord``."""
     if shards < 1:
         raise CompactVideoError(f"shards must be at least 1, got {shards}")
     out_dir = Path(out_dir)
     records = synthetic_records(
-        videos, classes, level, seed, difficulty, max_frames, prefix, vocabulary_seed, min_frames
+        videos,
+        classes,
+        level,
+        seed,
+        difficulty,
+        max_frames,
+        prefix,
+        vocabulary_seed,
+        min_frames,
+        outlier_frames,
     )
     records = iter(progress_bar(records, total=videos, desc=f"writing {out_dir}", unit="video", leave=False))
     paths = []
