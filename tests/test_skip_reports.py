@@ -199,7 +199,8 @@ def test_max_skipped_stops_each_command_with_a_one_line_error(shards, checkpoint
 
 def test_shards_from_memory_and_http_train_and_evaluate(shards, tmp_path, http_root, capsys):  # noqa: F811
     """--train from fsspec's memory:// filesystem (globbed), --valid over HTTP from a server on 127.0.0.1
-    (globbed from its folder index), both read by 2 DataLoader workers; then eval of memory:// shards."""
+    (globbed from its folder index); eval of memory:// shards, and over HTTP by 2 DataLoader workers.
+    memory:// shards with workers are refused: the workers start from a fork server and cannot see them."""
     root, _, expected, model = shards
     url, served = http_root
     memory = fsspec.filesystem("memory")
@@ -214,21 +215,32 @@ def test_shards_from_memory_and_http_train_and_evaluate(shards, tmp_path, http_r
     try:
         args = ["train", "--model", model, "--train", "memory://cv-skips/train*.tfrecord"]
         args += ["--valid", f"{url}/train*.tfrecord", "--out", str(tmp_path / "run"), "--epochs", "1"]
-        args += ["--batch-size", "4", "--num-workers", "2", "--skip-corrupt"]
+        args += ["--batch-size", "4", "--skip-corrupt"]
         capsys.readouterr()
         assert main(args) == 0
         summary = json.loads(capsys.readouterr().out)
         assert reported(summary["read"]) == at("memory:///cv-skips")
         assert reported(summary["valid"]["read"]) == at(url) and summary["valid"]["videos"] == INTACT
         checkpoint = str(tmp_path / "run" / "checkpoint.pt")
-        assert (
-            main(["eval", "--checkpoint", checkpoint, "--data", "memory://cv-skips", "--skip-corrupt"]) == 0
-        )
+        evaluate_memory = [
+            "eval",
+            "--checkpoint",
+            checkpoint,
+            "--data",
+            "memory://cv-skips",
+            "--skip-corrupt",
+        ]
+        assert main(evaluate_memory) == 0
         evaluated = json.loads(capsys.readouterr().out)
         assert reported(evaluated["read"]) == at("memory:///cv-skips")
         assert {k: v for k, v in evaluated.items() if k != "read"} == {
             k: v for k, v in summary["valid"].items() if k != "read"
         }  # the same videos, the same model: the same metrics from memory:// as over HTTP
+        over_http = ["eval", "--checkpoint", checkpoint, "--data", f"{url}/train*.tfrecord", "--skip-corrupt"]
+        assert main([*over_http, "--num-workers", "2"]) == 0
+        assert json.loads(capsys.readouterr().out) == summary["valid"]
+        assert main([*evaluate_memory, "--num-workers", "2"]) == 2
+        assert "memory:// files live in this process only" in capsys.readouterr().err
     finally:
         memory.rm("/cv-skips", recursive=True)
 

@@ -24,7 +24,7 @@ from compactvideo.data.batching import CountedBatches, LoaderPosition, batch_loa
 from compactvideo.data.clips import ClipBatches, ClipDataset, ClipFolderError, rank_indices
 from compactvideo.data.damage import ReadStats
 from compactvideo.data.datasets import FRAME_DTYPES, RecordDataset
-from compactvideo.data.files import resolve_files
+from compactvideo.data.files import check_readable_by_workers, resolve_files
 from compactvideo.distributed import DistributedContext
 from compactvideo.errors import CompactVideoError, OptionError, check_at_least
 from compactvideo.models import family_of
@@ -122,8 +122,10 @@ class ReadRequest:
 
 def _record_dataset(config: Any, request: ReadRequest, **contract: Any) -> Dataset:
     options = request.options
+    files = resolve_files(request.pattern)
+    check_readable_by_workers(files, options.num_workers)
     return RecordDataset(
-        resolve_files(request.pattern),
+        files,
         num_classes=config.num_classes,
         batch_size=request.batch_size,
         training=request.training,

@@ -35,6 +35,23 @@ def protocol(reference: str | os.PathLike) -> str | None:
     return split_protocol(stringify_path(reference))[0]
 
 
+# Filesystems whose files exist in the process that wrote them only.
+PROCESS_LOCAL_PROTOCOLS = ("memory",)
+
+
+def check_readable_by_workers(files: Sequence[str], num_workers: int) -> None:
+    """Refuse shards that DataLoader workers cannot see: they start from a fork server, not as copies of
+    this process (:func:`compactvideo.data.batching.worker_context`), so a ``memory://`` file is not there."""
+    if num_workers == 0:
+        return
+    for reference in files:
+        if protocol(reference) in PROCESS_LOCAL_PROTOCOLS:
+            raise CompactVideoError(
+                f"{reference}: {protocol(reference)}:// files live in this process only and DataLoader "
+                f"workers do not see them; read them with --num-workers 0 (got {num_workers})"
+            )
+
+
 def is_local(reference: str | os.PathLike) -> bool:
     """True for a plain path or a ``file://`` URL: read from disk, memory-mapped."""
     return protocol(reference) in (None, *LOCAL_PROTOCOLS)
