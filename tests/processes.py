@@ -12,6 +12,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 TIMEOUT = 240  # seconds any launched run may take on a loaded 2-core machine, an upper bound only
 
@@ -52,16 +53,25 @@ def two_node_launchers(*args: str) -> list[list[str]]:
     return [[*launcher, "-m", "compactvideo.cli", "--threads", "1", *args] for _ in range(2)]
 
 
+def start(command: list[str], output: Any) -> subprocess.Popen:
+    """Start ``command`` in a session of its own, writing to ``output``, so that :func:`kill_all` can
+    stop it with every process it started (torchrun's workers, their DataLoader workers)."""
+    return subprocess.Popen(
+        command, env=environment(), stdout=output, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
+
+
+def kill_all(process: subprocess.Popen) -> None:
+    """SIGKILL every process left in ``process``'s session (none after a clean exit)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+
+
 def run(*commands: list[str]) -> None:
     """Run ``commands`` side by side and require every one to succeed."""
     with contextlib.ExitStack() as stack:
         outputs = [stack.enter_context(tempfile.TemporaryFile("w+")) for _ in commands]
-        processes = [
-            stack.enter_context(
-                subprocess.Popen(c, env=environment(), stdout=out, stderr=subprocess.STDOUT, text=True)
-            )
-            for c, out in zip(commands, outputs, strict=True)
-        ]
+        processes = [stack.enter_context(start(c, out)) for c, out in zip(commands, outputs, strict=True)]
         try:
             for process, output in zip(processes, outputs, strict=True):
                 process.wait(timeout=TIMEOUT)
@@ -69,8 +79,7 @@ def run(*commands: list[str]) -> None:
                 assert process.returncode == 0, output.read()[-4000:]
         finally:
             for process in processes:
-                if process.poll() is None:
-                    process.kill()
+                kill_all(process)
 
 
 def logged_steps(run_dir: Path) -> list[int]:
@@ -102,9 +111,7 @@ def kill_at_step(command: list[str], run_dir: Path, step: int, rank: int | None 
     torchrun worker, after which torchrun stops the others). Fails if the run ends by itself first."""
     with (
         tempfile.TemporaryFile("w+") as output,
-        subprocess.Popen(
-            command, env=environment(), stdout=output, stderr=subprocess.STDOUT, text=True
-        ) as process,
+        start(command, output) as process,
     ):
         try:
             deadline = time.monotonic() + TIMEOUT
@@ -118,5 +125,4 @@ def kill_at_step(command: list[str], run_dir: Path, step: int, rank: int | None 
             process.wait(timeout=TIMEOUT)
             assert process.returncode != 0, "the killed run exited cleanly"
         finally:
-            if process.poll() is None:
-                process.kill()
+            kill_all(process)

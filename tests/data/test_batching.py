@@ -1,12 +1,8 @@
 """Batches that never leave one example alone, and the position a training loader saves."""
 
-import os
-import threading
-
 import pytest
-from torch.utils.data import IterableDataset
 
-from compactvideo.data.batching import LoaderPosition, batch_loader, batches
+from compactvideo.data.batching import LoaderPosition, batches
 
 
 @pytest.mark.parametrize(
@@ -37,24 +33,3 @@ def test_a_position_counts_what_was_used_and_knows_which_stream_comes_next():
     position.advance({"position": (0, {"records": 9})}, 4)
     assert (position.steps, position.examples, position.records) == (4, 13, 12)
     assert LoaderPosition.from_dict(position.to_dict()) == position
-
-
-class _WorkerParent(IterableDataset):
-    """One batch per worker: the pid of the process the worker was started from."""
-
-    def __iter__(self):
-        yield {"parent": os.getppid()}
-
-
-def test_workers_start_from_a_fork_server_not_from_the_threaded_training_process():
-    # a fork of a process whose threads hold interpreter locks can leave the child waiting for ever;
-    # the workers' parent is the fork server, a separate single-threaded process
-    busy = threading.Event()
-    thread = threading.Thread(target=busy.wait)  # a thread alive in this process, as in training
-    thread.start()
-    try:
-        parents = {batch["parent"] for batch in batch_loader(_WorkerParent(), num_workers=2)}
-    finally:
-        busy.set()
-        thread.join()
-    assert len(parents) == 1 and os.getpid() not in parents

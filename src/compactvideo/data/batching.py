@@ -13,16 +13,10 @@ resumes in the middle of the epoch.
 Batches of records also carry ``batch["read_stats"]``, what their reader read and skipped since its
 previous batch (see :mod:`compactvideo.data.datasets`). :class:`CountedBatches` takes these out and adds
 them up, so the process that uses the batches knows what was read, whether or not the epoch ended.
-
-DataLoader workers start from a fork server (:func:`worker_context`), never by forking the training
-process itself: that process runs threads (gloo's, TensorBoard's writer, the feeder threads of the
-previous epoch's loader winding down), and a fork taken while one of them holds an interpreter lock
-leaves the child waiting on it for ever (seen as a two-rank run hanging at an epoch's first batch).
 """
 
 from __future__ import annotations
 
-import multiprocessing
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from itertools import islice
@@ -32,6 +26,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset
 
 from compactvideo.data.damage import ReadStats
+from compactvideo.data.workers import worker_options
 
 T = TypeVar("T")
 
@@ -124,16 +119,6 @@ def _as_is(batch: Any) -> Any:
     return batch
 
 
-def worker_context(dataset: Dataset | IterableDataset) -> multiprocessing.context.BaseContext:
-    """The fork-server context that DataLoader workers start from. The server is a fresh single-threaded
-    process, started once per process with the dataset's module (and so torch) imported, from which
-    each worker forks cheaply; the dataset reaches the workers pickled. Data that only the training
-    process holds (an fsspec ``memory://`` filesystem) is therefore not visible to workers."""
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["compactvideo.data", type(dataset).__module__])
-    return context
-
-
 def batch_loader(
     dataset: Dataset | IterableDataset,
     num_workers: int,
@@ -145,7 +130,7 @@ def batch_loader(
     """A DataLoader over a dataset that yields whole batches. Its own generator seeds the workers, so
     creating it does not draw from torch's global RNG (which would shift later dropout masks).
     ``pin_memory``, ``prefetch_factor`` and ``persistent_workers`` are the DataLoader's own; workers
-    start from :func:`worker_context`."""
+    start and end as :mod:`compactvideo.data.workers` says."""
     return DataLoader(
         dataset,
         batch_size=None,
@@ -155,5 +140,5 @@ def batch_loader(
         pin_memory=pin_memory,
         prefetch_factor=prefetch_factor,
         persistent_workers=persistent_workers,
-        multiprocessing_context=worker_context(dataset) if num_workers > 0 else None,
+        **worker_options(dataset, num_workers),
     )

@@ -41,7 +41,7 @@ PROCESS_LOCAL_PROTOCOLS = ("memory",)
 
 def check_readable_by_workers(files: Sequence[str], num_workers: int) -> None:
     """Refuse shards that DataLoader workers cannot see: they start from a fork server, not as copies of
-    this process (:func:`compactvideo.data.batching.worker_context`), so a ``memory://`` file is not there."""
+    this process (:mod:`compactvideo.data.workers`), so a ``memory://`` file is not there."""
     if num_workers == 0:
         return
     for reference in files:
