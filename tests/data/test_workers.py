@@ -5,20 +5,20 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 from torch.utils.data import IterableDataset
 
-from compactvideo.data.batching import batch_loader
-
 ROOT = Path(__file__).resolve().parents[2]
-# A process that starts a loader with 2 workers, prints their pids and parents' pids, then waits.
+# A process with a second thread alive (as training has) that starts a loader with 2 workers, prints
+# its own pid, then each worker's pid and parent's pid, then waits to be killed.
 LOADING_PROCESS = """
-import sys, time
+import os, threading, time
 from compactvideo.data.batching import batch_loader
 from tests.data.test_workers import WorkerIds
+threading.Thread(target=time.sleep, args=(600,), daemon=True).start()
+print(os.getpid(), flush=True)
 batches = iter(batch_loader(WorkerIds(), num_workers=2))
 for _ in range(2):
     batch = next(batches)
@@ -36,20 +36,6 @@ class WorkerIds(IterableDataset):
             time.sleep(0.05)
 
 
-def test_workers_start_from_a_fork_server_not_from_the_threaded_loading_process():
-    busy = threading.Event()
-    thread = threading.Thread(target=busy.wait)  # a thread alive in this process, as in training
-    thread.start()
-    try:
-        batches = iter(batch_loader(WorkerIds(), num_workers=2))
-        parents = {next(batches)["parent"] for _ in range(4)}
-        del batches
-    finally:
-        busy.set()
-        thread.join()
-    assert len(parents) == 1 and os.getpid() not in parents
-
-
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -59,12 +45,27 @@ def _alive(pid: int) -> bool:
     return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
 
 
-def test_workers_end_when_their_loading_process_is_killed():
-    process = subprocess.Popen(
-        [sys.executable, "-c", LOADING_PROCESS], cwd=ROOT, stdout=subprocess.PIPE, text=True
-    )
+def _start_loading_process() -> tuple[subprocess.Popen, dict[int, int]]:
+    """The loading process, and {worker pid: its parent's pid} once both workers have sent a batch."""
+    command = [sys.executable, "-c", LOADING_PROCESS]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    assert int(process.stdout.readline()) == process.pid
+    workers = dict(tuple(map(int, process.stdout.readline().split())) for _ in range(2))
+    return process, workers
+
+
+def test_workers_start_from_a_fork_server_not_from_the_threaded_loading_process():
+    process, workers = _start_loading_process()
     try:
-        workers = {int(process.stdout.readline().split()[0]) for _ in range(2)}
+        parents = set(workers.values())
+        assert len(workers) == 2 and len(parents) == 1 and process.pid not in parents
+    finally:
+        process.kill()
+
+
+def test_workers_end_when_their_loading_process_is_killed():
+    process, workers = _start_loading_process()
+    try:
         assert len(workers) == 2 and all(_alive(pid) for pid in workers)
         os.kill(process.pid, signal.SIGKILL)
         process.wait(timeout=30)
