@@ -54,17 +54,25 @@ def two_node_launchers(*args: str) -> list[list[str]]:
 
 
 def start(command: list[str], output: Any) -> subprocess.Popen:
-    """Start ``command`` in a session of its own, writing to ``output``, so that :func:`kill_all` can
-    stop it with every process it started (torchrun's workers, their DataLoader workers)."""
+    """Start ``command`` in a session of its own, writing to ``output``, so that :func:`stop` can end it
+    with the processes it started."""
     return subprocess.Popen(
         command, env=environment(), stdout=output, stderr=subprocess.STDOUT, text=True, start_new_session=True
     )
 
 
-def kill_all(process: subprocess.Popen) -> None:
-    """SIGKILL every process left in ``process``'s session (none after a clean exit)."""
+def stop(process: subprocess.Popen) -> None:
+    """End ``process`` if it still runs (a run that hung or failed a check), and whatever is left of its
+    session: SIGTERM first, on which torchrun stops its ranks (they run in sessions of their own, so a
+    SIGKILL of the launcher alone would leave them hung in a collective), then SIGKILL to the session if it
+    has not ended within 60 s."""
+    if process.poll() is None:
+        process.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=60)
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
 
 
 def run(*commands: list[str]) -> None:
@@ -79,7 +87,7 @@ def run(*commands: list[str]) -> None:
                 assert process.returncode == 0, output.read()[-4000:]
         finally:
             for process in processes:
-                kill_all(process)
+                stop(process)
 
 
 def logged_steps(run_dir: Path) -> list[int]:
@@ -125,4 +133,4 @@ def kill_at_step(command: list[str], run_dir: Path, step: int, rank: int | None 
             process.wait(timeout=TIMEOUT)
             assert process.returncode != 0, "the killed run exited cleanly"
         finally:
-            kill_all(process)
+            stop(process)

@@ -31,7 +31,7 @@ from compactvideo.profiling import count_flops
 from compactvideo.train import TrainOptions, train
 
 # The largest change of GAP@20 that int8 quantization may cause on a trained model (README, "Export and
-# quantization"); the trained model below moves from 0.5119 to 0.5115.
+# quantization"); the trained model below moves from 0.49725 to 0.49731.
 GAP_TOLERANCE = 0.002
 
 
