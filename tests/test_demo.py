@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from tests.oracles import multi_hot, popularity_gap
@@ -111,9 +112,29 @@ def test_a_killed_demo_resumes_to_the_uninterrupted_results(uninterrupted, tmp_p
             torch.testing.assert_close(actual["state_dict"][key], value, rtol=0, atol=0, msg=f"{name} {key}")
 
 
-def test_plot_draws_every_kind_of_twin(tmp_path):
-    # dense, circulant FC, every layer circulant, and a preset of no known kind
+def test_plot_draws_every_kind_of_twin(tmp_path, monkeypatch):
+    # dense, circulant FC, every layer circulant, and a preset of no known kind: each point with its
+    # kind's marker, and a line from each twin to its dense model (none for the preset of no kind)
+    from matplotlib.axes import Axes
+
+    points, lines = [], []
+    scatter, plot = Axes.scatter, Axes.plot
+
+    def record_scatter(self, x, y, *args, marker=None, **kwargs):
+        if len(np.atleast_1d(x)):  # legend entries are drawn empty
+            points.append((float(x), float(y), marker))
+        return scatter(self, x, y, *args, marker=marker, **kwargs)
+
+    def record_plot(self, x, y, *args, **kwargs):
+        lines.append((tuple(x), tuple(y)))
+        return plot(self, x, y, *args, **kwargs)
+
+    monkeypatch.setattr(Axes, "scatter", record_scatter)
+    monkeypatch.setattr(Axes, "plot", record_plot)
     names = ["small-dbof-dense", "small-dbof-circulant", "small-dbof-compact-all", "video-moe"]
     rows = [{"model": name, "megabytes": 10.0 / (i + 1), "gap": 0.5 + i / 10} for i, name in enumerate(names)]
     plot_size_vs_gap(rows, tmp_path / "plot.png")
     assert (tmp_path / "plot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [marker for _, _, marker in points] == ["s", "o", "^", "D"]
+    assert [(row["megabytes"], row["gap"]) for row in rows] == [(x, y) for x, y, _ in points]
+    assert lines == [((10.0, 5.0), (0.5, 0.6)), ((10.0, 10.0 / 3), (0.5, 0.7))]
